@@ -1,0 +1,162 @@
+"""Easel's command line: run the bot, manage the database, register commands.
+
+Every subcommand returns an exit code: 0 done, 1 failed, 2 bad settings or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from bot import __version__, db
+from bot.log import setup_logging
+from bot.settings import Settings
+
+log = logging.getLogger("bot")
+
+
+def load_settings() -> Settings | None:
+    """The settings, or None after printing one line per invalid variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            variable = "_".join(str(part) for part in problem["loc"]).upper()
+            given = "<hidden>" if "TOKEN" in variable else problem.get("input")
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"Invalid setting {variable}={given!r}: {message}", file=sys.stderr)
+        return None
+
+
+def require_token(settings: Settings) -> str | None:
+    if settings.discord_token is None:
+        print(
+            "DISCORD_TOKEN is not set: put your bot's token in the environment or in .env "
+            "(DISCORD_TOKEN=...); see .env.example",
+            file=sys.stderr,
+        )
+        return None
+    return settings.discord_token.get_secret_value()
+
+
+def start_logging(settings: Settings) -> None:
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    setup_logging(settings.log_level, settings.data_dir / "logs", secrets=[token])
+
+
+async def run_bot(settings: Settings, token: str) -> None:
+    from bot.client import Easel  # discord.py is imported only for commands that talk to Discord
+
+    bot = Easel(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
+            loop.add_signal_handler(signum, lambda s=signum: _request_shutdown(bot, s))
+    async with bot:
+        await bot.start(token)
+    log.info("Easel stopped")
+
+
+def _request_shutdown(bot: object, signum: int) -> None:
+    log.info("received %s: stopping after the current step", signal.Signals(signum).name)
+    asyncio.get_running_loop().create_task(bot.close())  # type: ignore[attr-defined]
+
+
+def command_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings is None:
+        return 2
+    token = require_token(settings)
+    if token is None:
+        return 2
+    start_logging(settings)
+    asyncio.run(run_bot(settings, token))
+    return 0
+
+
+def command_db(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings is None:
+        return 2
+
+    async def act() -> None:
+        engine = db.create_engine(settings.resolved_database_url)
+        try:
+            if args.action == "upgrade":
+                await db.upgrade(engine, args.revision)
+            elif args.action == "downgrade":
+                await db.downgrade(engine, args.revision)
+            current = await db.current_revision(engine)
+            print(f"database at revision {current or 'base (empty)'}; newest is {db.head_revision()}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(act())
+    return 0
+
+
+def command_sync(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings is None:
+        return 2
+    if args.globally:
+        settings = settings.model_copy(update={"discord_guild_id": None})
+    elif args.guild is not None:
+        settings = settings.model_copy(update={"discord_guild_id": args.guild})
+    token = require_token(settings)
+    if token is None:
+        return 2
+    start_logging(settings)
+
+    async def act() -> None:
+        from bot.client import Easel
+
+        bot = Easel(settings, force_sync=True)
+        async with bot:
+            await bot.login(token)  # login runs setup_hook, which registers the commands
+
+    asyncio.run(act())
+    where = f"guild {settings.discord_guild_id}" if settings.discord_guild_id else "all guilds (global)"
+    print(f"registered the slash commands for {where}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Easel, the AI-art workshop bot.")
+    parser.add_argument("--version", action="version", version=f"easel {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="connect to Discord and serve the workshop",
+                              description="Run the bot. It reads DISCORD_TOKEN from the environment or .env, "
+                                          "upgrades the database and registers changed slash commands.")
+    run.set_defaults(func=command_run)
+
+    database = commands.add_parser("db", help="upgrade, downgrade or show the database schema",
+                                   description="Manage the database schema with Alembic migrations.")
+    actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
+    upgrade = actions.add_parser("upgrade", help="upgrade to the newest schema (or REVISION)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = actions.add_parser("downgrade", help="downgrade to REVISION (base empties the database)")
+    downgrade.add_argument("revision")
+    actions.add_parser("current", help="show the database's revision")
+    database.set_defaults(func=command_db)
+
+    sync = commands.add_parser("sync", help="register the slash commands now",
+                               description="Register the slash commands now: to DISCORD_GUILD_ID (instant) "
+                                           "or globally (can take up to an hour to appear).")
+    where = sync.add_mutually_exclusive_group()
+    where.add_argument("--guild", type=int, help="register to this guild id")
+    where.add_argument("--global", dest="globally", action="store_true", help="register globally")
+    sync.set_defaults(func=command_sync)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,129 @@
+"""The Easel bot: a typed `commands.Bot` that owns the database, the services and the command tree."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import db
+from bot.endpoints import configure_discord_endpoints
+from bot.errors import UserFacingError
+from bot.guilds import GuildService
+from bot.settings import Settings
+from bot.state import AppStateStore
+
+log = logging.getLogger(__name__)
+
+COGS = ("cogs.admin",)
+INTERNAL_ERROR_MESSAGE = (
+    "Something went wrong on Easel's side, and nothing you typed was lost. "
+    "Try again in a minute; if it keeps failing, tell a host (the details are in the bot's log)."
+)
+
+
+class EaselTree(app_commands.CommandTree["Easel"]):
+    """The command tree with one error handler that answers every failure, ephemerally."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await answer_failure(interaction, error)
+
+
+async def answer_failure(interaction: discord.Interaction, error: Exception) -> None:
+    """Tells the user what went wrong: the message of an expected error, else a safe apology.
+
+    Used by the command tree and by buttons and modals, so every failure gets the same answer.
+    """
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, UserFacingError | app_commands.CheckFailure) and str(cause):
+        message = str(cause)
+    elif isinstance(cause, app_commands.TransformerError | app_commands.CommandSignatureMismatch):
+        message = f"{cause} Check the command's options and try again."
+    else:
+        where = interaction.command.qualified_name if interaction.command else interaction.data
+        log.error("interaction %s (%s) failed", interaction.id, where, exc_info=cause)
+        message = INTERNAL_ERROR_MESSAGE
+    await send_ephemeral(interaction, message)
+
+
+async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Answers an interaction ephemerally, whether or not it was already answered or deferred."""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(message, ephemeral=True)
+        else:
+            await interaction.response.send_message(message, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error (interaction %s)", interaction.id, exc_info=True)
+
+
+class Easel(commands.Bot):
+    def __init__(self, settings: Settings, *, force_sync: bool = False, cogs: tuple[str, ...] = COGS,
+                 **client_options: Any) -> None:
+        configure_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            tree_cls=EaselTree,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            **client_options,
+        )
+        self.cogs_to_load = cogs
+        self.settings = settings
+        self.force_sync = force_sync
+        self.started_at = time.monotonic()
+        self.engine: AsyncEngine = db.create_engine(settings.resolved_database_url)
+        self.sessions = db.create_session_factory(self.engine)
+        self.guild_service = GuildService(self.sessions)
+        self.app_state = AppStateStore(self.sessions)
+
+    async def setup_hook(self) -> None:
+        await db.upgrade(self.engine)
+        for extension in self.cogs_to_load:
+            try:
+                await self.load_extension(extension)
+            except Exception:
+                log.exception("cog %s failed to load; the other cogs still work", extension)
+        await self.sync_commands(force=self.force_sync)
+
+    async def sync_commands(self, *, force: bool = False) -> bool:
+        """Registers the slash commands when they changed since the last registration.
+
+        Discord allows about 200 command creations a day per guild, so restarts must not re-register.
+        With DISCORD_GUILD_ID the commands go to that guild (instantly, for development).
+        """
+        guild = discord.Object(self.settings.discord_guild_id) if self.settings.discord_guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        scope = f"guild:{guild.id}" if guild else "global"
+        digest = hashlib.sha256(
+            json.dumps([self.application_id, scope, payload], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        key = f"commands_hash:{scope}"
+        if not force and await self.app_state.get(key) == digest:
+            log.info("slash commands unchanged since the last registration (%s)", scope)
+            return False
+        await self.tree.sync(guild=guild)
+        await self.app_state.set(key, digest)
+        log.info("registered %d slash commands (%s)", len(payload), scope)
+        return True
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_at
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (%s) to %d guilds", self.user, self.user and self.user.id, len(self.guilds))
+
+    async def close(self) -> None:
+        await super().close()
+        await self.engine.dispose()

@@ -1,0 +1,60 @@
+"""Guild settings: who hosts, where the workshop happens, the guild's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models import GuildSettings
+
+
+@dataclass(frozen=True)
+class GuildConfig:
+    guild_id: int
+    host_role_id: int | None = None
+    workshop_channel_id: int | None = None
+    max_steps: int | None = None
+    max_size: int | None = None
+    queue_paused: bool = False
+
+    @classmethod
+    def from_row(cls, row: GuildSettings) -> GuildConfig:
+        return cls(
+            guild_id=row.guild_id,
+            host_role_id=row.host_role_id,
+            workshop_channel_id=row.workshop_channel_id,
+            max_steps=row.max_steps,
+            max_size=row.max_size,
+            queue_paused=row.queue_paused,
+        )
+
+    def is_host(self, *, manage_guild: bool, role_ids: Iterable[int]) -> bool:
+        """A host has Manage Server or the configured host role."""
+        return manage_guild or (self.host_role_id is not None and self.host_role_id in set(role_ids))
+
+
+class GuildService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def get(self, guild_id: int) -> GuildConfig:
+        async with self.sessions() as session:
+            row = await session.get(GuildSettings, guild_id)
+            return GuildConfig.from_row(row) if row else GuildConfig(guild_id=guild_id)
+
+    async def update(self, guild_id: int, **changes: object) -> GuildConfig:
+        """Sets the given fields (for example `host_role_id=...`) and returns the new config."""
+        unknown = set(changes) - set(GuildConfig.__dataclass_fields__) - {"guild_id"}
+        if unknown:
+            raise TypeError(f"unknown guild settings: {sorted(unknown)}")
+        async with self.sessions.begin() as session:
+            row = await session.get(GuildSettings, guild_id)
+            if row is None:
+                row = GuildSettings(guild_id=guild_id)
+                session.add(row)
+            for name, value in changes.items():
+                setattr(row, name, value)
+            await session.flush()
+            return GuildConfig.from_row(row)

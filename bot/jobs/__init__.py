@@ -1,0 +1,1 @@
+"""Generation jobs: spec, repository, scheduler, worker, progress, publisher."""

@@ -1,0 +1,73 @@
+"""All of Easel's settings, read once from the environment and `.env`.
+
+Every setting here is listed, with its default and meaning, in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DISCORD_API_BASE = "https://discord.com/api/v10"
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_guild_id: int | None = None
+    discord_api_base: str = DISCORD_API_BASE
+    discord_gateway_url: str | None = None
+
+    # Storage
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+
+    # Hardware and logging
+    device: str = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Models
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    vgg_weights: str = "torchvision"
+
+    # Jobs and the queue
+    max_queued_per_user: int = Field(default=3, ge=1, le=100)
+    max_steps: int = Field(default=1000, ge=1, le=100_000)
+    max_size: int = Field(default=512, ge=32, le=4096)
+    clamp_out_of_range: bool = True
+    progress_every: int = Field(default=10, ge=1)
+    keyframes: int = Field(default=4, ge=0, le=20)
+    status_edit_seconds: float = Field(default=3.0, ge=0.0)
+    max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=16_000_000, ge=4096)
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _DEVICE_PATTERN.match(value):
+            raise ValueError("must be auto, cpu, mps, cuda or cuda:N (for example cuda:1)")
+        return value
+
+    @field_validator("discord_token")
+    @classmethod
+    def _empty_token_is_missing(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside DATA_DIR."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'easel.db'}"

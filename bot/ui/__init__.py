@@ -1,0 +1,1 @@
+"""Discord-facing pieces shared by cogs: embeds, views, transformers, checks."""

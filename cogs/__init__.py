@@ -1,0 +1,1 @@
+"""One module per command group. Cogs are thin: parse, check, defer, call a service, render."""

@@ -1,0 +1,8 @@
+"""Easel's database tables (SQLAlchemy 2.0, typed `Mapped[]`). Neural networks live in `bot/art/`."""
+
+from models.base import Base
+from models.guild import GuildSettings, Member
+from models.job import Job, JobStatus
+from models.state import AppState
+
+__all__ = ["AppState", "Base", "GuildSettings", "Job", "JobStatus", "Member"]

@@ -1,0 +1,72 @@
+"""End-to-end fixtures: the fake Discord and the real Easel bot connected to it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.client import Easel
+from bot.settings import Settings
+from tests.discord_fake import FakeDiscord
+
+READY_TIMEOUT = 20.0
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    fake = FakeDiscord()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def bot_settings(fake: FakeDiscord, data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a bot talking to the fake, with tiny random models and its data in `data_dir`."""
+    values: dict[str, object] = {
+        "discord_token": fake.token,
+        "discord_api_base": fake.api_base,
+        "discord_gateway_url": fake.gateway_url,
+        "data_dir": data_dir,
+        "device": "cpu",
+        "clip_model": "easel-tiny",
+        "clip_pretrained": "none",
+        "vgg_weights": "none",
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+
+class RunningBot:
+    """Starts Easel against the fake and stops it again; several starts may share one data folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot: Easel | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, **options: object) -> Easel:
+        self.bot = Easel(self.settings, guild_ready_timeout=0.05, **options)  # type: ignore[arg-type]
+        assert self.settings.discord_token is not None
+        self._task = asyncio.create_task(self.bot.start(self.settings.discord_token.get_secret_value()))
+        ready = asyncio.create_task(self.bot.wait_until_ready())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            self._task.result()  # the bot stopped: raise its error
+        assert ready in done, "the bot did not become ready"
+        return self.bot
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            await self.bot.close()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, READY_TIMEOUT)
+        self.bot, self._task = None, None
+
+
+@pytest.fixture
+async def easel(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[RunningBot]:
+    running = RunningBot(bot_settings(fake, tmp_path))
+    yield running
+    await running.stop()
