@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from bot import __version__, db
 from bot.log import setup_logging
+from bot.render_cli import add_render_command
 from bot.settings import Settings
+from bot.weights_cli import add_weights_command
 
 log = logging.getLogger("bot")
 
@@ -154,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--guild", type=int, help="register to this guild id")
     where.add_argument("--global", dest="globally", action="store_true", help="register globally")
     sync.set_defaults(func=command_sync)
+
+    add_render_command(commands)
+    add_weights_command(commands)
     return parser
 
 

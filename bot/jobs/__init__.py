@@ -1,1 +1,1 @@
-"""Generation jobs: spec, repository, scheduler, worker, progress, publisher."""
+"""Jobs: what to run (a technique, its config and a seed), from slash commands, inline flags or the CLI."""

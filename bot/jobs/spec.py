@@ -1,0 +1,53 @@
+"""A job's full description: technique, config and seed. Enough to reproduce the image exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    technique: str
+    config: Any  # the technique's frozen config dataclass
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (config fields are str, int, float, bool or None)."""
+        return {"technique": self.technique, "seed": self.seed, "config": dataclasses.asdict(self.config)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        """The inverse of `to_dict`; unknown config keys (from an older version) are an error."""
+        from bot.art.techniques import get_technique  # the registry imports every technique: load it lazily
+
+        config_type = get_technique(data["technique"]).config_type
+        return cls(technique=data["technique"], config=config_type(**data["config"]), seed=int(data["seed"]))
+
+    def describe(self) -> str:
+        """Short human text: the technique, the seed, the steps and size and every non-default parameter."""
+        parts = [self.technique, f"seed {self.seed}"]
+        for field in dataclasses.fields(self.config):
+            value = getattr(self.config, field.name)
+            always = field.metadata.get("limit") is not None  # steps and size are always worth showing
+            if value is None or (value == field.default and not always):
+                continue
+            if isinstance(value, str):
+                if Path(value).suffix and Path(value).is_file():
+                    value = Path(value).name  # an input image: its name, not where the server keeps it
+                value = repr(value if len(value) <= 80 else value[:77] + "...")
+            parts.append(f"{(field.metadata.get('flag') or field.name).replace('_', '-')}={value}")
+        return " · ".join(parts)
+
+    def png_metadata(self) -> dict[str, str]:
+        """Text chunks for the PNG: the whole job as JSON under `easel`, plus readable keys."""
+        return {
+            "easel": json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True),
+            "Description": self.describe(),
+            "Technique": self.technique,
+            "Seed": str(self.seed),
+            "Software": "Easel",
+        }

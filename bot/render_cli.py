@@ -1,0 +1,132 @@
+"""`python -m bot render TECHNIQUE [TEXT] [--options...] --out DIR`: run one job locally, no Discord.
+
+The options go through the same parser as slash commands and inline flags, so anything that works
+here works in Discord (where the server's limits may be smaller). Exit codes: 0 done, 1 the
+technique's weights are missing, 2 a bad option or input image.
+
+    python -m bot render imagine "a lighthouse in a storm | fog:0.5 --steps 150 --seed 3" --out out/
+    python -m bot render cppn --seed 7 --size 512
+    python -m bot render nca --target emoji.png --steps 800
+    python -m bot render style --content a.png --style b.png
+    python -m bot render dream --image a.png --layer relu5_1
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+from pydantic import ValidationError
+
+from bot.art.imagefiles import ImageRejected, safe_filename, save_animation, save_png
+from bot.art.models import ModelChoice, ModelStore, choose_device
+from bot.art.technique import MissingWeightsError, RunContext
+from bot.art.techniques import TECHNIQUES
+from bot.jobs.parser import Limits, SpecError, parse_job
+from bot.settings import Settings
+
+LOCAL_LIMITS = Limits(max_steps=100_000, max_size=4096, clamp=False)  # your machine: only the fields' ranges
+BAR_WIDTH = 30
+
+
+def add_render_command(subparsers) -> None:
+    """Add `render` to an argparse subparsers object; its `func(namespace)` returns the exit code."""
+    parser = subparsers.add_parser(
+        "render",
+        help="run one technique locally and save the image and its animation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the results (default out/)")
+    parser.add_argument("technique", choices=list(TECHNIQUES), help="which technique to run")
+    parser.add_argument(
+        "options", nargs=argparse.REMAINDER,
+        help="prompt text and technique options, e.g. --steps 150 --seed 3 --size 512 (--out may go here)",
+    )
+    parser.set_defaults(func=run_render)
+
+
+def split_out_option(tokens: list[str], default: Path) -> tuple[list[str], Path]:
+    """Take `--out DIR` or `--out=DIR` out of the technique options (argparse leaves it there)."""
+    rest, out = [], default
+    tokens = iter(tokens)
+    for token in tokens:
+        if token == "--out":
+            out = Path(next(tokens, str(default)))
+        elif token.startswith("--out="):
+            out = Path(token.removeprefix("--out="))
+        else:
+            rest.append(token)
+    return rest, out
+
+
+def options_text(tokens: list[str]) -> str | None:
+    """Shell words back into one inline-flag text: leading words are the prompt, the rest re-quoted."""
+    first_flag = next((i for i, token in enumerate(tokens) if token.startswith("--")), len(tokens))
+    words = tokens[:first_flag] + [shlex.quote(token) for token in tokens[first_flag:]]
+    return " ".join(words) or None
+
+
+class ProgressBar:
+    """A plain-text progress bar on stderr, redrawn in place with `\\r`."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, step: int, total: int, preview: Image.Image, metrics: dict[str, float]) -> None:
+        filled = round(BAR_WIDTH * step / total)
+        loss = f"  loss {metrics['loss']:.4g}" if "loss" in metrics else ""
+        elapsed = time.monotonic() - self.started
+        print(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {step}/{total}{loss}  {elapsed:.1f}s",
+              end="", file=sys.stderr, flush=True)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    tokens, out_dir = split_out_option(args.options, args.out)
+    try:
+        settings = Settings()
+        device = choose_device(settings.device)
+    except (ValidationError, ValueError) as error:
+        print(f"Invalid settings: {error}", file=sys.stderr)
+        return 2
+    try:
+        job = parse_job(args.technique, {}, limits=LOCAL_LIMITS, text=options_text(tokens))
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    spec = job.spec
+    print(f"{spec.describe()} on {device}", file=sys.stderr)
+    ctx = RunContext(
+        device=device,
+        models=ModelStore(ModelChoice.from_settings(settings), device),
+        on_progress=ProgressBar(),
+        progress_every=settings.progress_every,
+    )
+    try:
+        result = TECHNIQUES[spec.technique].run(spec.config, spec.seed, ctx)
+    except MissingWeightsError as error:
+        print(f"\n{error}", file=sys.stderr)
+        return 1
+    except ImageRejected as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = safe_filename(f"{spec.technique}-{spec.seed}")
+    image_path = out_dir / f"{stem}.png"
+    save_png(result.image, image_path, spec.png_metadata())
+    print(f"image: {image_path}")
+    if result.frames:
+        animation_path = out_dir / f"{stem}.gif"
+        save_animation(result.frames, animation_path)
+        print(f"animation: {animation_path}")
+    for note in job.notes + result.notes:
+        print(f"note: {note}")
+    print(f"{result.steps_done} steps in {result.seconds:.1f}s")
+    return 0

@@ -1,0 +1,65 @@
+import argparse
+import json
+
+import pytest
+from PIL import Image, ImageDraw
+
+from bot.art.imagefiles import read_png_metadata
+from bot.jobs.spec import JobSpec
+from bot.render_cli import add_render_command
+
+
+@pytest.fixture
+def render(tmp_path, monkeypatch):
+    """`python -m bot render ...` without the rest of the CLI; settings from a clean environment."""
+    monkeypatch.chdir(tmp_path)  # no .env from the repository
+    for name in ("DEVICE", "DATA_DIR", "VGG_WEIGHTS", "CLIP_PRETRAINED", "PROGRESS_EVERY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEVICE", "cpu")
+    parser = argparse.ArgumentParser()
+    add_render_command(parser.add_subparsers(dest="command"))
+
+    def render(*argv: str) -> int:
+        args = parser.parse_args(["render", *argv])
+        return args.func(args)
+
+    return render
+
+
+def test_render_cppn(render, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["cppn", "--seed", "7", "--size", "48", "--steps", "12", "--layers", "3", "--out", str(out)]
+    assert render(*argv) == 0
+    assert "out/cppn-7.png" in capsys.readouterr().out
+    spec = JobSpec.from_dict(json.loads(read_png_metadata(out / "cppn-7.png")["easel"]))
+    assert (spec.technique, spec.seed, spec.config.size, spec.config.layers) == ("cppn", 7, 48, 3)
+    assert Image.open(out / "cppn-7.png").size == (48, 48)
+    assert Image.open(out / "cppn-7.gif").n_frames == 2  # progress every 10 steps, and the last
+
+
+def test_render_nca(render, tmp_path):
+    target = Image.new("RGBA", (24, 24), (0, 0, 0, 0))
+    ImageDraw.Draw(target).rectangle((6, 6, 18, 18), fill=(40, 160, 60, 255))
+    target.save(tmp_path / "emoji.png")
+    argv = ["--out", str(tmp_path), "nca", "--target", "emoji.png", "--steps", "2", "--seed", "3",
+            "--size", "32", "--grid", "12", "--rollout", "2", "--pool-size", "4", "--batch-size", "2",
+            "--growth-frames", "3"]
+    assert render(*argv) == 0
+    assert read_png_metadata(tmp_path / "nca-3.png")["Seed"] == "3"
+    assert Image.open(tmp_path / "nca-3.gif").format == "GIF"  # identical frames merge, so no count
+
+
+def test_missing_weights_exit_1(render, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VGG_WEIGHTS", "torchvision")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "empty"))
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    assert render("dream", "--image", "a.png", "--steps", "2", "--out", str(tmp_path)) == 1
+    assert "VGG_WEIGHTS=torchvision" in capsys.readouterr().err
+
+
+def test_bad_options_and_images_exit_2(render, tmp_path, capsys):
+    assert render("cppn", "--size", "5") == 2
+    assert "size must be between 16 and 4096" in capsys.readouterr().err
+    (tmp_path / "notes.png").write_text("not an image")
+    assert render("nca", "--target", "notes.png", "--steps", "1", "--grid", "12") == 2
+    assert "PNG, JPEG, WebP or GIF" in capsys.readouterr().err
