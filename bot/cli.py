@@ -77,6 +77,13 @@ def command_run(args: argparse.Namespace) -> int:
     token = require_token(settings)
     if token is None:
         return 2
+    from bot.art.models import choose_device
+
+    try:
+        choose_device(settings.device)
+    except ValueError as error:
+        print(f"Invalid setting: {error}", file=sys.stderr)
+        return 2
     start_logging(settings)
     asyncio.run(run_bot(settings, token))
     return 0

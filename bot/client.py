@@ -14,15 +14,25 @@ from discord.ext import commands
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import db
+from bot.art.models import ModelChoice
 from bot.endpoints import configure_discord_endpoints
 from bot.errors import UserFacingError
 from bot.guilds import GuildService
+from bot.jobs.publisher import DiscordPublisher
+from bot.jobs.repository import JobRepository
+from bot.jobs.runner import JobRunner
+from bot.jobs.service import JobService
+from bot.jobs.uploads import UploadStore
+from bot.jobs.worker import GpuWorker
+from bot.moderation import ModerationService
 from bot.settings import Settings
 from bot.state import AppStateStore
+from bot.ui.checks import is_host
+from bot.ui.views import BUTTONS
 
 log = logging.getLogger(__name__)
 
-COGS = ("cogs.admin",)
+COGS = ("cogs.admin", "cogs.generate")
 INTERNAL_ERROR_MESSAGE = (
     "Something went wrong on Easel's side, and nothing you typed was lost. "
     "Try again in a minute; if it keeps failing, tell a host (the details are in the bot's log)."
@@ -84,15 +94,47 @@ class Easel(commands.Bot):
         self.sessions = db.create_session_factory(self.engine)
         self.guild_service = GuildService(self.sessions)
         self.app_state = AppStateStore(self.sessions)
+        self.moderation = ModerationService(self.sessions)
+        self.job_repository = JobRepository(self.sessions)
+        self.jobs = JobService(
+            settings, self.job_repository, self.guild_service, self.moderation,
+            UploadStore(settings.data_dir / "uploads", max_bytes=settings.max_upload_bytes,
+                        max_pixels=settings.max_image_pixels),
+        )
+        self.publisher = DiscordPublisher(self, self.job_repository, settings)
+        self.jobs.views = self.publisher
+        self.runner: JobRunner | None = None
 
     async def setup_hook(self) -> None:
         await db.upgrade(self.engine)
+        self.add_dynamic_items(*BUTTONS.values())
         for extension in self.cogs_to_load:
             try:
                 await self.load_extension(extension)
             except Exception:
                 log.exception("cog %s failed to load; the other cogs still work", extension)
         await self.sync_commands(force=self.force_sync)
+        await self.start_worker()
+
+    async def start_worker(self) -> None:
+        """Starts the GPU worker and its runner, after putting back jobs a crash left running."""
+        worker = GpuWorker(ModelChoice.from_settings(self.settings), self.settings.device,
+                           self.settings.data_dir / "results", self.settings.progress_every)
+        self.runner = JobRunner(self.job_repository, worker, self.publisher, self.wait_until_ready)
+        self.jobs.runner = self.runner
+        requeued, failed = await self.job_repository.recover_interrupted()
+        if requeued:
+            log.info("put %d interrupted job(s) back in the queue: %s", len(requeued), [job.id for job in requeued])
+        for job in failed:
+            try:
+                await self.publisher.job_failed(job, job.error or "The bot stopped while this job ran.")
+            except discord.HTTPException:
+                log.exception("could not post the failure notice of job %s", job.id)
+        self.runner.start()
+        log.info("GPU worker on %s; %s", worker.device, "; ".join(worker.describe()))
+
+    async def is_host(self, interaction: discord.Interaction) -> bool:
+        return await is_host(interaction)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Registers the slash commands when they changed since the last registration.
@@ -125,5 +167,9 @@ class Easel(commands.Bot):
         log.info("connected as %s (%s) to %d guilds", self.user, self.user and self.user.id, len(self.guilds))
 
     async def close(self) -> None:
+        """Stops the running job between steps (it stays queued), then disconnects."""
+        if self.runner is not None:
+            await self.runner.stop()
+        await self.publisher.close()
         await super().close()
         await self.engine.dispose()

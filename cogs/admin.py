@@ -1,8 +1,7 @@
-"""`/about` and the hosts' `/easel` settings."""
+"""`/about` and the hosts' `/easel` settings: config, the queue, moderation."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -11,13 +10,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import __version__
-from bot.hardware import describe_device
-from bot.jobs.repository import JobRepository
+from bot.errors import UserFacingError
 from bot.ui.checks import host_only
 from models import JobStatus
 
 if TYPE_CHECKING:
     from bot.client import Easel
+
+TERM_KINDS = [app_commands.Choice(name="word or phrase", value="word"),
+              app_commands.Choice(name="regular expression", value="pattern")]
 
 
 def format_uptime(seconds: float) -> str:
@@ -26,25 +27,30 @@ def format_uptime(seconds: float) -> str:
 
 class Admin(commands.Cog):
     easel = app_commands.Group(name="easel", description="Easel's settings for this server (hosts)", guild_only=True)
+    queue = app_commands.Group(name="queue", description="Pause or resume this server's jobs", parent=easel)
+    moderation = app_commands.Group(name="moderation", description="Blocked words and patterns", parent=easel)
 
     def __init__(self, bot: Easel) -> None:
         self.bot = bot
-        self.jobs = JobRepository(bot.sessions)
 
-    @app_commands.command(name="about", description="What Easel is, the device it runs on, the queue, uptime")
+    @app_commands.command(name="about", description="What Easel is, its device and models, the queue, uptime")
     async def about(self, interaction: discord.Interaction[Easel]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        device = await asyncio.to_thread(describe_device, self.bot.settings.device)
-        queued = await self.jobs.count_with_status(JobStatus.QUEUED)
+        queued = await self.bot.job_repository.count_with_status(JobStatus.QUEUED)
+        running = await self.bot.job_repository.running()
         embed = discord.Embed(
             title="Easel",
             description="Community AI-art workshops: set up an image, score it, and watch optimisation at work.",
             colour=discord.Colour.blurple(),
         )
         embed.add_field(name="Version", value=__version__)
-        embed.add_field(name="Device", value=device)
-        embed.add_field(name="Queue", value=f"{queued} job{'s' if queued != 1 else ''} waiting")
+        worker = self.bot.runner.worker if self.bot.runner else None
+        embed.add_field(name="Device", value=str(worker.device) if worker else "worker not started")
         embed.add_field(name="Uptime", value=format_uptime(self.bot.uptime_seconds))
+        if worker:
+            embed.add_field(name="Models", value="\n".join(worker.describe()[:2]), inline=False)
+        embed.add_field(name="Running", value=f"job #{running.id} ({running.technique})" if running else "nothing")
+        embed.add_field(name="Queue", value=f"{queued} job{'s' if queued != 1 else ''} waiting")
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     @easel.command(name="config", description="Show or set this server's host role and workshop channel")
@@ -73,6 +79,90 @@ class Admin(commands.Cog):
         channel = f"<#{config.workshop_channel_id}>" if config.workshop_channel_id else "not set (any channel)"
         verb = "Saved." if changes else "Current settings."
         await interaction.followup.send(f"{verb}\nHost role: {role}\nWorkshop channel: {channel}", ephemeral=True)
+
+    @easel.command(name="limits", description="Show or lower this server's limits on steps and image size")
+    @app_commands.describe(max_steps="Most optimisation steps a job may have here",
+                           max_size="Largest image side in pixels here")
+    @host_only()
+    async def limits(self, interaction: discord.Interaction[Easel], max_steps: int | None = None,
+                     max_size: int | None = None) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        settings = self.bot.settings
+        changes: dict[str, object] = {}
+        for name, value, ceiling in (("max_steps", max_steps, settings.max_steps),
+                                     ("max_size", max_size, settings.max_size)):
+            if value is not None:
+                if not 1 <= value <= ceiling:
+                    raise UserFacingError(f"{name} must be between 1 and {ceiling}, this bot's own limit.")
+                changes[name] = value
+        service = self.bot.guild_service
+        config = await (service.update(interaction.guild_id, **changes) if changes else
+                        service.get(interaction.guild_id))
+        limits = self.bot.jobs.limits_for(config)
+        verb = "Saved." if changes else "Current limits."
+        clamp = "lowered to the limit (and the answer says so)" if limits.clamp else "refused"
+        await interaction.followup.send(
+            f"{verb} Up to {limits.max_steps} steps and {limits.max_size} px per job here; "
+            f"values above are {clamp}.", ephemeral=True)
+
+    @queue.command(name="pause", description="Hold this server's queued jobs (the running one finishes)")
+    @host_only()
+    async def pause(self, interaction: discord.Interaction[Easel]) -> None:
+        await self._set_paused(interaction, True)
+
+    @queue.command(name="resume", description="Run this server's queued jobs again")
+    @host_only()
+    async def resume(self, interaction: discord.Interaction[Easel]) -> None:
+        await self._set_paused(interaction, False)
+
+    async def _set_paused(self, interaction: discord.Interaction[Easel], paused: bool) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.guild_service.update(interaction.guild_id, queue_paused=paused)
+        if not paused and self.bot.runner is not None:
+            self.bot.runner.wake()
+        text = ("Paused: queued jobs from this server wait until /easel queue resume. The running job finishes."
+                if paused else "Resumed: this server's queued jobs run again.")
+        await interaction.followup.send(text, ephemeral=True)
+
+    @moderation.command(name="add", description="Block prompts containing a word, phrase or pattern")
+    @app_commands.describe(kind="A word or phrase (whole words, any case), or a regular expression",
+                           value="What to block")
+    @app_commands.choices(kind=TERM_KINDS)
+    @host_only()
+    async def moderation_add(self, interaction: discord.Interaction[Easel], kind: str, value: str) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.moderation.add_term(interaction.guild_id, kind, value, interaction.user.id)
+        await interaction.followup.send(f"Blocked {kind} `{value}`. Prompts containing it will be refused.",
+                                        ephemeral=True)
+
+    @moderation.command(name="remove", description="Stop blocking a word, phrase or pattern")
+    @app_commands.choices(kind=TERM_KINDS)
+    @host_only()
+    async def moderation_remove(self, interaction: discord.Interaction[Easel], kind: str, value: str) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        removed = await self.bot.moderation.remove_term(interaction.guild_id, kind, value)
+        text = f"No longer blocking {kind} `{value}`." if removed else f"`{value}` was not blocked as a {kind}."
+        await interaction.followup.send(text, ephemeral=True)
+
+    @moderation.command(name="list", description="The blocked words and patterns, and recent refused prompts")
+    @host_only()
+    async def moderation_list(self, interaction: discord.Interaction[Easel]) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        terms = await self.bot.moderation.list_terms(interaction.guild_id)
+        refusals = await self.bot.moderation.recent_refusals(interaction.guild_id, limit=10)
+        lines = ["**Blocked**", *(f"• {term.kind}: `{term.value}`" for term in terms)] if terms else [
+            "Nothing is blocked."]
+        if refusals:
+            lines.append("**Recently refused**")
+            lines += [f"• <t:{int(refusal.created_at.timestamp())}:R> <@{refusal.user_id}>: matched `{refusal.matched}`"
+                      for refusal in refusals]
+        await interaction.followup.send("\n".join(lines)[:2000], ephemeral=True,
+                                        allowed_mentions=discord.AllowedMentions.none())
 
 
 async def setup(bot: Easel) -> None:

@@ -3,6 +3,16 @@
 from models.base import Base
 from models.guild import GuildSettings, Member
 from models.job import Job, JobStatus
+from models.moderation import BlockedTerm, ModerationEvent
 from models.state import AppState
 
-__all__ = ["AppState", "Base", "GuildSettings", "Job", "JobStatus", "Member"]
+__all__ = [
+    "AppState",
+    "Base",
+    "BlockedTerm",
+    "GuildSettings",
+    "Job",
+    "JobStatus",
+    "Member",
+    "ModerationEvent",
+]

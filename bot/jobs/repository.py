@@ -1,17 +1,173 @@
-"""The jobs table: every read and write of jobs goes through here."""
+"""The jobs table: every read and write of jobs goes through here.
+
+A job's status changes only through `transition`, which refuses illegal moves (a finished job
+cannot become running) and is atomic: it updates the row only if it still has the old status.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import Job, JobStatus
+from bot.jobs.scheduler import QueuedJob, fair_order
+from models import GuildSettings, Job, JobStatus
+from models.base import utcnow
+
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    # RUNNING -> QUEUED only when the bot stops or crashes in the middle of a job.
+    JobStatus.RUNNING: frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.QUEUED}),
+    JobStatus.DONE: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+MAX_ATTEMPTS = 2  # a job that was running during two crashes fails instead of crashing the bot again
+
+# Rough seconds per step before any job of a technique has finished here.
+DEFAULT_SECONDS_PER_STEP = {"imagine": 0.2, "style": 0.1, "dream": 0.1, "nca": 0.05, "cppn": 0.01}
+
+
+class IllegalTransition(RuntimeError):
+    pass
 
 
 class JobRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def count_with_status(self, status: JobStatus) -> int:
+    async def add(self, job: Job) -> Job:
+        async with self.sessions.begin() as session:
+            session.add(job)
+        return job
+
+    async def get(self, job_id: int) -> Job | None:
         async with self.sessions() as session:
-            return await session.scalar(select(func.count()).select_from(Job).where(Job.status == status)) or 0
+            return await session.get(Job, job_id)
+
+    async def transition(self, job_id: int, old: JobStatus, new: JobStatus, **fields: Any) -> Job:
+        """Moves a job from `old` to `new` (and sets `fields`), or raises IllegalTransition."""
+        if new not in ALLOWED_TRANSITIONS[old]:
+            raise IllegalTransition(f"job {job_id}: {old} -> {new} is not allowed")
+        if new in FINISHED:
+            fields.setdefault("finished_at", utcnow())
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(Job).where(Job.id == job_id, Job.status == old).values(status=new, **fields)
+            )
+            if result.rowcount != 1:
+                current = await session.scalar(select(Job.status).where(Job.id == job_id))
+                raise IllegalTransition(f"job {job_id} is {current}, not {old}: cannot make it {new}")
+            return await session.get_one(Job, job_id, populate_existing=True)
+
+    async def update_views(self, job_id: int, **message_ids: int | None) -> None:
+        """Records the Discord thread and messages that show a job (thread_id, status_message_id, ...)."""
+        allowed = {"thread_id", "status_message_id", "keyframes_posted", "final_message_id",
+                   "failure_notice_message_id", "progress_step", "total_steps"}
+        if not set(message_ids) <= allowed:
+            raise ValueError(f"not a view field: {sorted(set(message_ids) - allowed)}")
+        async with self.sessions.begin() as session:
+            await session.execute(update(Job).where(Job.id == job_id).values(**message_ids))
+
+    async def queued_in_order(self, *, skip_paused: bool = True) -> list[QueuedJob]:
+        """The queued jobs in the order they will run (without the jobs of paused guilds)."""
+        async with self.sessions() as session:
+            paused = set((await session.execute(
+                select(GuildSettings.guild_id).where(GuildSettings.queue_paused)
+            )).scalars().all()) if skip_paused else set()
+            rows = (await session.execute(select(Job).where(Job.status == JobStatus.QUEUED))).scalars().all()
+            rows = [job for job in rows if job.guild_id not in paused]
+            users = {job.user_id for job in rows}
+            last_started = dict(
+                (await session.execute(
+                    select(Job.user_id, func.max(Job.started_at))
+                    .where(Job.user_id.in_(users), Job.started_at.is_not(None))
+                    .group_by(Job.user_id)
+                )).all()
+            ) if users else {}
+            seconds_per_step = await self._seconds_per_step(session)
+        queued = [
+            QueuedJob(
+                id=job.id, user_id=job.user_id, host_lane=job.host_lane, created_at=job.created_at,
+                estimated_seconds=job.total_steps * seconds_per_step.get(job.technique, 0.1),
+            )
+            for job in rows
+        ]
+        return fair_order(queued, {user: _aware(at) for user, at in last_started.items()})
+
+    async def claim_next(self) -> Job | None:
+        """Marks the next job running and returns it; None when nothing is waiting."""
+        for candidate in await self.queued_in_order():
+            job = await self.get(candidate.id)
+            if job is None or job.status != JobStatus.QUEUED:
+                continue  # cancelled in the meantime
+            try:
+                return await self.transition(
+                    job.id, JobStatus.QUEUED, JobStatus.RUNNING, started_at=utcnow(), attempts=job.attempts + 1
+                )
+            except IllegalTransition:
+                continue
+        return None
+
+    async def recover_interrupted(self) -> tuple[list[Job], list[Job]]:
+        """At start-up: jobs left running go back to the queue, or fail after a second interruption.
+
+        Returns (requeued, failed).
+        """
+        async with self.sessions() as session:
+            running = (await session.execute(select(Job).where(Job.status == JobStatus.RUNNING))).scalars().all()
+        requeued, failed = [], []
+        for job in running:
+            if job.attempts >= MAX_ATTEMPTS:
+                failed.append(await self.transition(
+                    job.id, JobStatus.RUNNING, JobStatus.FAILED,
+                    error="The bot stopped twice while this job ran, so it was not tried a third time.",
+                ))
+            else:
+                requeued.append(await self.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED))
+        return requeued, failed
+
+    async def count_with_status(self, status: JobStatus, *, user_id: int | None = None) -> int:
+        query = select(func.count()).select_from(Job).where(Job.status == status)
+        if user_id is not None:
+            query = query.where(Job.user_id == user_id)
+        async with self.sessions() as session:
+            return await session.scalar(query) or 0
+
+    async def running(self) -> Job | None:
+        async with self.sessions() as session:
+            return await session.scalar(select(Job).where(Job.status == JobStatus.RUNNING).limit(1))
+
+    async def active_for_user(self, user_id: int) -> list[Job]:
+        async with self.sessions() as session:
+            query = (select(Job).where(Job.user_id == user_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                     .order_by(Job.id))
+            return list((await session.execute(query)).scalars().all())
+
+    async def seconds_per_step(self) -> dict[str, float]:
+        async with self.sessions() as session:
+            return await self._seconds_per_step(session)
+
+    async def _seconds_per_step(self, session: AsyncSession) -> dict[str, float]:
+        """Average seconds per step of each technique over its last finished jobs here."""
+        estimates = dict(DEFAULT_SECONDS_PER_STEP)
+        rows = (await session.execute(
+            select(Job.technique, Job.metrics).where(Job.status == JobStatus.DONE, Job.metrics.is_not(None))
+            .order_by(Job.id.desc()).limit(50)
+        )).all()
+        totals: dict[str, tuple[float, int]] = {}
+        for technique, metrics in rows:
+            seconds, steps = (metrics or {}).get("seconds"), (metrics or {}).get("steps_done")
+            if seconds and steps:
+                total_seconds, total_steps = totals.get(technique, (0.0, 0))
+                totals[technique] = (total_seconds + seconds, total_steps + steps)
+        for technique, (seconds, steps) in totals.items():
+            estimates[technique] = seconds / steps
+        return estimates
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

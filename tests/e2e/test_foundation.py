@@ -29,6 +29,8 @@ async def test_about_is_deferred_in_time_and_answers(fake: FakeDiscord, easel: R
     fields = {field["name"]: field["value"] for field in interaction.original.embeds[0]["fields"]}
     assert fields["Device"] == "cpu"
     assert fields["Queue"] == "0 jobs waiting"
+    assert fields["Running"] == "nothing"
+    assert "CLIP easel-tiny (random weights)" in fields["Models"]
     assert {"Version", "Uptime"} <= set(fields)
 
 

@@ -1,0 +1,283 @@
+"""Jobs shown on Discord: a thread per job, one throttled status message, keyframes, the final post.
+
+Every message id is stored on the job row as soon as it exists, so after a restart the same
+thread and status message are reused and nothing is posted, or anybody pinged, twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import discord
+from PIL import Image
+
+from bot.art.imagefiles import encode_animation_for_upload, encode_for_upload, safe_filename
+from bot.jobs.repository import JobRepository
+from bot.jobs.worker import JobOutput, ProgressEvent
+from bot.settings import Settings
+from bot.ui.embeds import queued_text, result_embed, running_text, status_embed
+from bot.ui.views import result_view, status_view
+from models import Job
+
+if TYPE_CHECKING:
+    from bot.client import Easel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+THREAD_ARCHIVE_MINUTES = 1440
+NO_PINGS = discord.AllowedMentions.none()
+
+
+@dataclass
+class LiveStatus:
+    """The running job's status message: the newest frame waits here; frames in between are dropped."""
+
+    job: Job
+    started_at: float = field(default_factory=time.monotonic)
+    latest: ProgressEvent | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    edits: int = 0
+    frames_seen: int = 0
+    next_keyframe: int = 0
+    task: asyncio.Task[None] | None = None
+    pending: set[asyncio.Task[None]] = field(default_factory=set)  # keyframe posts under way
+
+
+class DiscordPublisher:
+    def __init__(self, bot: Easel, repository: JobRepository, settings: Settings) -> None:
+        self.bot = bot
+        self.repository = repository
+        self.settings = settings
+        self.live: dict[int, LiveStatus] = {}
+        self._opening: dict[int, asyncio.Lock] = {}
+
+    # --- the thread and the status message --------------------------------------------------------
+
+    async def open_views(self, job: Job) -> int:
+        """Makes sure the job has its thread and status message; returns the id of the thread (or channel).
+
+        The command that queued the job and the runner that starts it may both call this at once:
+        the lock makes the second wait and reuse what the first made.
+        """
+        lock = self._opening.setdefault(job.id, asyncio.Lock())
+        async with lock:
+            return await self._open_views(job)
+
+    async def _open_views(self, job: Job) -> int:
+        job = await self.repository.get(job.id) or job
+        if job.thread_id is None:
+            job.thread_id = await self._open_thread(job)
+            await self.repository.update_views(job.id, thread_id=job.thread_id)
+        if job.status_message_id is None:
+            position, wait = await self.bot.jobs.position_of(job.id)
+            text = queued_text(job, position, wait) if position else "Starting…"
+            message = await self._channel(job.thread_id).send(
+                embed=status_embed(job, text=text), view=status_view(job.id), allowed_mentions=NO_PINGS,
+            )
+            job.status_message_id = message.id
+            await self.repository.update_views(job.id, status_message_id=message.id)
+        return job.thread_id
+
+    async def _open_thread(self, job: Job) -> int:
+        """A thread named after the prompt, on a bot message in the job's channel; the channel itself
+        when threads are not possible there (for example the guild's cap on active threads)."""
+        channel = self._channel(job.channel_id)
+        starter = await channel.send(
+            f"🎨 **Job #{job.id}** by <@{job.user_id}> · {job.technique}: {job.title}", allowed_mentions=NO_PINGS,
+        )
+        if job.guild_id is None:
+            return job.channel_id
+        try:
+            thread = await starter.create_thread(
+                name=f"#{job.id} {job.title}"[:100], auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+            )
+        except discord.HTTPException as error:
+            log.warning("job %s: no thread (%s %s); using the channel", job.id, error.status, error.code)
+            return job.channel_id
+        return thread.id
+
+    def _channel(self, channel_id: int) -> discord.abc.Messageable:
+        return self.bot.get_channel(channel_id) or self.bot.get_partial_messageable(channel_id)  # type: ignore[return-value]
+
+    async def _edit_status(self, job: Job, **changes: object) -> None:
+        if job.thread_id is None or job.status_message_id is None:
+            return
+        message = self._channel(job.thread_id).get_partial_message(job.status_message_id)  # type: ignore[attr-defined]
+        await message.edit(**changes)
+
+    # --- JobViews: what the runner reports ----------------------------------------------------------
+
+    async def job_started(self, job: Job) -> None:
+        await self.open_views(job)
+        job = await self.repository.get(job.id) or job
+        live = LiveStatus(job=job, next_keyframe=job.keyframes_posted)
+        self.live[job.id] = live
+        live.task = asyncio.create_task(self._keep_status_fresh(live), name=f"easel-status-{job.id}")
+        await self._edit_status(job, embed=status_embed(job, text=running_text(0, job.total_steps, None, None)),
+                                attachments=[])
+
+    def job_progress(self, job: Job, event: ProgressEvent) -> None:
+        live = self.live.get(job.id)
+        if live is None:
+            return
+        live.latest = event
+        live.frames_seen += 1
+        live.changed.set()
+        keyframe_step = self._keyframe_step(live.next_keyframe, event.total)
+        if keyframe_step is not None and event.step >= keyframe_step:
+            live.next_keyframe += 1
+            live.pending.add(asyncio.create_task(self._post_keyframe(live.job, live.next_keyframe, event)))
+
+    def _keyframe_step(self, index: int, total: int) -> int | None:
+        """Keyframes are spread evenly over the run: with 4, at 20%, 40%, 60% and 80% of the steps."""
+        count = self.settings.keyframes
+        if index >= count:
+            return None
+        return max(1, round(total * (index + 1) / (count + 1)))
+
+    async def _post_keyframe(self, job: Job, number: int, event: ProgressEvent) -> None:
+        try:
+            file = discord.File(png_bytes(event.preview), filename=f"easel-{job.id}-step-{event.step}.png")
+            await self._channel(job.thread_id).send(  # type: ignore[arg-type]
+                f"Step {event.step}/{event.total}", file=file, allowed_mentions=NO_PINGS,
+            )
+            await self.repository.update_views(job.id, keyframes_posted=number)
+        except discord.HTTPException:
+            log.warning("job %s: could not post keyframe %s", job.id, number, exc_info=True)
+
+    async def _keep_status_fresh(self, live: LiveStatus) -> None:
+        """Edits the status message with the newest frame, at most once every STATUS_EDIT_SECONDS."""
+        interval = self.settings.status_edit_seconds
+        while True:
+            await live.changed.wait()
+            live.changed.clear()
+            event = live.latest
+            if event is None:
+                continue
+            elapsed = time.monotonic() - live.started_at
+            eta = elapsed / event.step * (event.total - event.step) if event.step else None
+            name = f"easel-{live.job.id}-preview.png"
+            try:
+                await self._edit_status(
+                    live.job,
+                    embed=status_embed(live.job, text=running_text(event.step, event.total, eta,
+                                                                  event.metrics.get("loss")), preview_file=name),
+                    attachments=[discord.File(png_bytes(event.preview), filename=name)],
+                )
+                live.edits += 1
+            except discord.HTTPException as error:
+                # discord.py already waited out 429s; anything else (30046: too many edits of an old
+                # message) means slow down.
+                log.warning("job %s: status edit failed (%s); slowing down", live.job.id, error.code)
+                interval = max(interval * 2, 5.0)
+            await asyncio.sleep(interval)
+
+    async def _stop_live(self, job_id: int, *, finish_keyframes: bool = True) -> LiveStatus | None:
+        """Stops the status refresher; keyframes being posted are finished first, so they come before
+        the result (on shutdown they are dropped: the job runs again after the restart)."""
+        live = self.live.pop(job_id, None)
+        if live is None:
+            return None
+        if finish_keyframes and live.pending:
+            await asyncio.gather(*live.pending, return_exceptions=True)
+        for task in [live.task, *live.pending]:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        return live
+
+    async def close(self) -> None:
+        """Stops refreshing status messages (the bot is shutting down)."""
+        for job_id in list(self.live):
+            await self._stop_live(job_id, finish_keyframes=False)
+
+    async def job_done(self, job: Job, output: JobOutput) -> None:
+        await self._stop_live(job.id)
+        await self.open_views(job)
+        job = await self.repository.get(job.id) or job
+        await self._edit_status(
+            job, embed=status_embed(job, text=f"Done in {output.result.steps_done} steps. The result is below."),
+            attachments=[], view=None,
+        )
+        if job.final_message_id is not None:
+            return  # posted before a restart: never twice
+        message = await self.post_result(job, self._channel(job.thread_id), mention=True)  # type: ignore[arg-type]
+        await self.repository.update_views(job.id, final_message_id=message.id)
+
+    async def post_result(self, job: Job, destination: discord.abc.Messageable, *, mention: bool) -> discord.Message:
+        """The final image, the animation, the loss chart, the parameters and the buttons."""
+        files, image_name = await asyncio.to_thread(self.result_files, job, self.upload_limit(job))
+        text = f"<@{job.user_id}> your job is done." if mention else None
+        return await destination.send(
+            text, embed=result_embed(job, image_name), files=files, view=result_view(job.id, job.technique),
+            allowed_mentions=discord.AllowedMentions(users=True) if mention else NO_PINGS,
+        )
+
+    def result_files(self, job: Job, limit: int) -> tuple[list[discord.File], str]:
+        """The result's files, each under the upload limit, with short safe names (never the prompt).
+
+        It encodes images: call it in a thread, not on the event loop.
+        """
+        stem = safe_filename(f"easel-{job.id}")
+        files: list[discord.File] = []
+        with Image.open(job.result_path) as final:  # type: ignore[arg-type]
+            data, extension = encode_for_upload(final.copy(), limit)
+        image_name = f"{stem}.{extension}"
+        files.append(discord.File(io.BytesIO(data), filename=image_name))
+        if job.animation_path:
+            frames = read_frames(job.animation_path)
+            data, extension = encode_animation_for_upload(frames, limit)
+            files.append(discord.File(io.BytesIO(data), filename=f"{stem}-steps.{extension}"))
+        chart = job.result_path.replace("final.png", "loss.png") if job.result_path else None
+        if chart:
+            with contextlib.suppress(FileNotFoundError):
+                files.append(discord.File(chart, filename=f"{stem}-loss.png"))
+        return files, image_name
+
+    def upload_limit(self, job: Job) -> int:
+        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+        return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
+
+    async def job_failed(self, job: Job, message: str) -> None:
+        await self._stop_live(job.id)
+        job = await self.repository.get(job.id) or job
+        if job.thread_id is None:
+            with contextlib.suppress(discord.HTTPException):
+                await self.open_views(job)
+            job = await self.repository.get(job.id) or job
+        await self._edit_status(job, embed=status_embed(job, text=f"Failed: {message}"), attachments=[], view=None)
+        if job.failure_notice_message_id is None and job.thread_id is not None:
+            notice = await self._channel(job.thread_id).send(
+                f"<@{job.user_id}> job #{job.id} failed: {message}",
+                allowed_mentions=discord.AllowedMentions(users=True),
+            )
+            await self.repository.update_views(job.id, failure_notice_message_id=notice.id)
+
+    async def job_cancelled(self, job: Job) -> None:
+        await self._stop_live(job.id)
+        job = await self.repository.get(job.id) or job
+        await self._edit_status(job, embed=status_embed(job, text="Cancelled."), attachments=[], view=None)
+
+
+def png_bytes(image: Image.Image) -> io.BytesIO:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    buffer.seek(0)
+    return buffer
+
+
+def read_frames(path: str) -> list[Image.Image]:
+    frames = []
+    with Image.open(path) as animation:
+        for index in range(getattr(animation, "n_frames", 1)):
+            animation.seek(index)
+            frames.append(animation.convert("RGB"))
+    return frames

@@ -1,0 +1,146 @@
+"""The loop that feeds the GPU worker: claim the next job, run it, record the outcome.
+
+It runs on the event loop and is the only place that moves jobs out of `running`. What people
+see of a job is left to a `JobViews` (the Discord publisher, or a recorder in benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import torch
+
+from bot.art.imagefiles import ImageRejected
+from bot.art.technique import MissingWeightsError
+from bot.jobs.repository import JobRepository
+from bot.jobs.spec import JobSpec
+from bot.jobs.worker import GpuWorker, JobOutput, ProgressEvent
+from models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 5.0  # a safety net; new jobs wake the runner at once
+
+
+class JobViews(Protocol):
+    async def job_started(self, job: Job) -> None: ...
+    def job_progress(self, job: Job, event: ProgressEvent) -> None: ...  # called on the loop; must not block
+    async def job_done(self, job: Job, output: JobOutput) -> None: ...
+    async def job_failed(self, job: Job, message: str) -> None: ...
+    async def job_cancelled(self, job: Job) -> None: ...
+
+
+def explain_failure(error: BaseException) -> str:
+    """A short explanation for the job's author; the log keeps the traceback."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return "The GPU ran out of memory. Try a smaller size, fewer cutouts (--cutn) or fewer steps."
+    if isinstance(error, MissingWeightsError | ImageRejected | ValueError):
+        return str(error)
+    return f"The job failed with {type(error).__name__}. A host can find the details in the bot's log."
+
+
+class JobRunner:
+    def __init__(self, repository: JobRepository, worker: GpuWorker, views: JobViews,
+                 wait_until_ready: Callable[[], Awaitable[object]]) -> None:
+        self.repository = repository
+        self.wait_until_ready = wait_until_ready  # the first job waits until Discord is connected
+        self.worker = worker
+        self.views = views
+        self.current: Job | None = None
+        self.current_step = (0, 0)  # (step, total) of the running job
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._cancel_flags: dict[int, threading.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run_forever(), name="easel-job-runner")
+
+    def wake(self) -> None:
+        """Tells the runner that a job was queued or a guild resumed."""
+        self._wake.set()
+
+    def cancel_running(self, job_id: int) -> bool:
+        """Asks the running job to stop before its next step; False if it is not running here."""
+        flag = self._cancel_flags.get(job_id)
+        if flag is None:
+            return False
+        flag.set()
+        return True
+
+    async def stop(self) -> None:
+        """Stops the running job between steps (it goes back to the queue) and ends the loop."""
+        self._stopping = True
+        for flag in self._cancel_flags.values():
+            flag.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self.worker.shutdown)
+
+    async def _run_forever(self) -> None:
+        await self.wait_until_ready()
+        while not self._stopping:
+            try:
+                job = await self.repository.claim_next()
+            except Exception:
+                log.exception("could not claim the next job")
+                job = None
+            if job is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                continue
+            await self._run_one(job)
+
+    async def _run_one(self, job: Job) -> None:
+        cancel = threading.Event()
+        self._cancel_flags[job.id] = cancel
+        self.current, self.current_step = job, (0, job.total_steps)
+        try:
+            await self._safely(self.views.job_started(job))
+
+            def on_progress(event: ProgressEvent) -> None:
+                self.current_step = (event.step, event.total)
+                self.views.job_progress(job, event)
+
+            try:
+                output = await self.worker.run(job.id, JobSpec.from_dict(job.spec), on_progress, cancel)
+            except Exception as error:
+                log.exception("job %s failed", job.id)
+                message = explain_failure(error)
+                failed = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.FAILED, error=message)
+                await self._safely(self.views.job_failed(failed, message))
+                return
+
+            if output.result.cancelled and self._stopping:
+                # A clean shutdown is not a crash: the job goes back to the queue as it was.
+                await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED,
+                                                 attempts=max(0, job.attempts - 1))
+            elif output.result.cancelled:
+                cancelled = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED)
+                await self._safely(self.views.job_cancelled(cancelled))
+            else:
+                done = await self.repository.transition(
+                    job.id, JobStatus.RUNNING, JobStatus.DONE,
+                    result_path=str(output.image_path), animation_path=str(output.animation_path),
+                    metrics=output.metrics(), progress_step=output.result.steps_done,
+                )
+                await self._safely(self.views.job_done(done, output))
+        finally:
+            self._cancel_flags.pop(job.id, None)
+            self.current = None
+
+    @staticmethod
+    async def _safely(coroutine) -> None:
+        """A view that fails (Discord down, say) must not stop the queue; the job row is the truth."""
+        try:
+            await coroutine
+        except Exception:
+            log.exception("could not show a job's change on Discord")

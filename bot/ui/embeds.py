@@ -1,0 +1,97 @@
+"""How jobs look on Discord: texts and embeds, built from job rows. No I/O here."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import discord
+
+from bot.jobs.spec import JobSpec
+from models import Job, JobStatus
+
+STATUS_COLOURS = {
+    JobStatus.QUEUED: discord.Colour.light_grey(),
+    JobStatus.RUNNING: discord.Colour.blurple(),
+    JobStatus.DONE: discord.Colour.green(),
+    JobStatus.FAILED: discord.Colour.red(),
+    JobStatus.CANCELLED: discord.Colour.dark_grey(),
+}
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_bar(step: int, total: int, width: int = 20) -> str:
+    fraction = 0.0 if total <= 0 else min(1.0, step / total)
+    filled = round(fraction * width)
+    return f"`{'█' * filled}{'░' * (width - filled)}` {fraction:.0%}"
+
+
+def queued_text(job: Job, position: int, wait_seconds: float) -> str:
+    when = "next" if position == 1 and wait_seconds < 1 else f"about {format_duration(wait_seconds)} from now"
+    return f"Waiting in the queue: position {position}, starts {when}."
+
+
+def status_embed(job: Job, *, text: str, preview_file: str | None = None) -> discord.Embed:
+    embed = discord.Embed(title=f"Job #{job.id} · {job.technique}", description=text,
+                          colour=STATUS_COLOURS[job.status])
+    embed.add_field(name="Prompt" if job.spec["config"].get("prompt") else "Job", value=job.title, inline=False)
+    if preview_file:
+        embed.set_image(url=f"attachment://{preview_file}")
+    embed.set_footer(text=f"seed {job.seed}")
+    return embed
+
+
+def running_text(step: int, total: int, eta_seconds: float | None, loss: float | None) -> str:
+    lines = [progress_bar(step, total), f"Step {step}/{total}"]
+    if eta_seconds is not None:
+        lines[-1] += f" · about {format_duration(eta_seconds)} left"
+    if loss is not None:
+        lines.append(f"loss {loss:.4f}")
+    return "\n".join(lines)
+
+
+def result_embed(job: Job, image_file: str) -> discord.Embed:
+    spec = JobSpec.from_dict(job.spec)
+    metrics = job.metrics or {}
+    embed = discord.Embed(title=f"Job #{job.id} · {job.title}", colour=STATUS_COLOURS[job.status])
+    embed.set_image(url=f"attachment://{image_file}")
+    embed.add_field(name="Parameters", value=spec.describe()[:1024], inline=False)
+    embed.add_field(name="Seed", value=str(job.seed))
+    if metrics.get("seconds") is not None:
+        embed.add_field(name="Time", value=f"{format_duration(metrics['seconds'])} · {metrics.get('steps_done')} steps")
+    if metrics.get("final_loss") is not None:
+        embed.add_field(name="Final loss", value=f"{metrics['final_loss']:.4f}")
+    notes = metrics.get("notes") or []
+    if notes:
+        embed.add_field(name="Note", value="\n".join(notes)[:1024], inline=False)
+    return embed
+
+
+def parameters_text(job: Job) -> str:
+    """The job's parameters and the `render` command that makes the same image again."""
+    spec = JobSpec.from_dict(job.spec)
+    config = job.spec["config"]
+    image_fields = [name for name, value in config.items() if isinstance(value, str) and Path(value).suffix == ".png"]
+    flags = " ".join(
+        f"--{name.replace('_', '-')} {shlex.quote(str(value))}"
+        for name, value in config.items()
+        if value is not None and name != "prompt" and name not in image_fields
+    )
+    flags += f" --seed {spec.seed}"
+    if config.get("prompt"):
+        command = f"python -m bot render {spec.technique} {shlex.quote(config['prompt'] + ' ' + flags)}"
+    else:
+        command = f"python -m bot render {spec.technique} {flags}"
+    if image_fields:
+        command += "".join(f" --{name.replace('_', '-')} your-{name.replace('_', '-')}.png" for name in image_fields)
+    text = (f"**Job #{job.id}** · {spec.describe()}\n"
+            f"Make the same image again (same seed, weights and device):\n```\n{command}\n```")
+    return text[:2000]

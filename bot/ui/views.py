@@ -1,0 +1,175 @@
+"""Persistent job buttons. The job id lives in each button's custom_id, so they work after a restart."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.jobs.service import CONTINUE_FROM_FIELD, JobRequest, Receipt
+from bot.ui.embeds import parameters_text, queued_text
+
+if TYPE_CHECKING:
+    from bot.client import Easel
+
+log = logging.getLogger(__name__)
+
+
+async def request_from(interaction: discord.Interaction[Easel], *, text: str | None = None) -> JobRequest:
+    """A request by the person who pressed a button; the job it derives from supplies the technique."""
+    return JobRequest(
+        technique="",
+        user_id=interaction.user.id,
+        channel_id=interaction.channel_id or 0,
+        guild_id=interaction.guild_id,
+        is_host=await interaction.client.is_host(interaction),
+        text=text,
+    )
+
+
+def receipt_text(receipt: Receipt, thread_id: int | None) -> str:
+    lines = [f"Queued job #{receipt.job.id}. {queued_text(receipt.job, receipt.position, receipt.wait_seconds)}"]
+    if thread_id:
+        lines.append(f"Watch it learn in <#{thread_id}>.")
+    lines.extend(f"Note: {note}" for note in receipt.notes)
+    return "\n".join(lines)
+
+
+async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: Receipt) -> None:
+    """Opens the new job's thread and tells its author where it is in the queue."""
+    thread_id = await interaction.client.publisher.open_views(receipt.job)
+    await interaction.followup.send(receipt_text(receipt, thread_id), ephemeral=True)
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:(?P<action>[a-z]+):(?P<job_id>[0-9]+)"):
+    """A button under a job, `easel:<action>:<job id>`; each subclass handles one action with its own template."""
+
+    action = ""
+    label = ""
+    style = discord.ButtonStyle.secondary
+    emoji: str | None = None
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(discord.ui.Button(
+            label=self.label, style=self.style, emoji=self.emoji, custom_id=f"easel:{self.action}:{job_id}",
+        ))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: Any) -> JobButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction[Easel]) -> None:
+        from bot.client import answer_failure  # the bot module imports this one
+
+        try:
+            await self.act(interaction)
+        except Exception as error:
+            await answer_failure(interaction, error)
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        raise NotImplementedError
+
+
+class CancelButton(JobButton, template=r"easel:cancel:(?P<job_id>[0-9]+)"):
+    action, label, style, emoji = "cancel", "Cancel", discord.ButtonStyle.danger, "✖️"
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        bot = interaction.client
+        _, message = await bot.jobs.cancel(self.job_id, interaction.user.id, await bot.is_host(interaction))
+        await interaction.followup.send(message, ephemeral=True)
+
+
+class RerollButton(JobButton, template=r"easel:reroll:(?P<job_id>[0-9]+)"):
+    action, label, emoji = "reroll", "Re-roll", "🎲"
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        bot = interaction.client
+        await answer_with_receipt(interaction, await bot.jobs.reroll(self.job_id, await request_from(interaction)))
+
+
+class ContinueButton(JobButton, template=r"easel:continue:(?P<job_id>[0-9]+)"):
+    action, label, emoji = "continue", "Continue", "⏩"
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        bot = interaction.client
+        receipt = await bot.jobs.continue_from(self.job_id, await request_from(interaction))
+        await answer_with_receipt(interaction, receipt)
+
+
+class RemixModal(discord.ui.Modal, title="Remix"):
+    """Edit the prompt and options of a job; a modal must be the first response to the button."""
+
+    def __init__(self, job_id: int, prompt: str | None, flags: str) -> None:
+        super().__init__(title=f"Remix job #{job_id}")
+        self.job_id = job_id
+        self.prompt_input: discord.ui.TextInput | None = None
+        if prompt is not None:
+            self.prompt_input = discord.ui.TextInput(
+                label="Prompt", custom_id="prompt", default=prompt[:1000], max_length=1000,
+                style=discord.TextStyle.paragraph,
+            )
+            self.add_item(self.prompt_input)
+        self.flags_input = discord.ui.TextInput(
+            label="Options", custom_id="options", default=flags[:400], required=False, max_length=400,
+            placeholder="--steps 200 --size 384 --seed 7",
+        )
+        self.add_item(self.flags_input)
+
+    async def on_submit(self, interaction: discord.Interaction[Easel]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        bot = interaction.client
+        text = " ".join(part for part in (self.prompt_input and self.prompt_input.value, self.flags_input.value)
+                        if part)
+        receipt = await bot.jobs.remix(self.job_id, await request_from(interaction, text=text or None))
+        await answer_with_receipt(interaction, receipt)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        from bot.client import answer_failure
+
+        await answer_failure(interaction, error)
+
+
+class RemixButton(JobButton, template=r"easel:remix:(?P<job_id>[0-9]+)"):
+    action, label, emoji = "remix", "Remix", "🎛️"
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        job = await interaction.client.jobs.get(self.job_id)
+        config = job.spec["config"]
+        flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in config.items()
+                         if name != "prompt" and isinstance(value, int | float) and not isinstance(value, bool))
+        await interaction.response.send_modal(RemixModal(job.id, config.get("prompt"), flags))
+
+
+class ParametersButton(JobButton, template=r"easel:params:(?P<job_id>[0-9]+)"):
+    action, label, emoji = "params", "Parameters", "📋"
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        job = await interaction.client.jobs.get(self.job_id)
+        await interaction.response.send_message(parameters_text(job), ephemeral=True)
+
+
+BUTTONS: dict[str, type[JobButton]] = {
+    button.action: button for button in (CancelButton, RerollButton, ContinueButton, RemixButton, ParametersButton)
+}
+
+
+def status_view(job_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+def result_view(job_id: int, technique: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RerollButton(job_id))
+    if technique in CONTINUE_FROM_FIELD:
+        view.add_item(ContinueButton(job_id))
+    view.add_item(RemixButton(job_id))
+    view.add_item(ParametersButton(job_id))
+    return view

@@ -1,0 +1,169 @@
+"""Generation commands: /imagine, /style, /dream, /nca, /cppn, and /queue, /cancel, /job.
+
+Thin: defer, read attachments, hand a `JobRequest` to the job service, show the receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserFacingError
+from bot.jobs.service import JobRequest
+from bot.ui.embeds import format_duration, result_embed
+from bot.ui.views import answer_with_receipt, result_view
+
+if TYPE_CHECKING:
+    from bot.client import Easel
+
+ACCEPTED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+PARAMETERIZATIONS = [app_commands.Choice(name=name, value=name) for name in ("stack", "pixels", "fourier")]
+DREAM_LAYERS = [app_commands.Choice(name=name, value=name) for name in (
+    "relu2_2", "relu3_3", "relu4_1", "relu4_2", "relu4_3", "relu5_1", "relu5_3")]
+
+
+class Generate(commands.Cog):
+    def __init__(self, bot: Easel) -> None:
+        self.bot = bot
+
+    async def submit(
+        self,
+        interaction: discord.Interaction[Easel],
+        technique: str,
+        options: dict[str, object],
+        *,
+        text: str | None = None,
+        attachments: dict[str, discord.Attachment | None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        images = {name: await read_attachment(name, attachment, self.bot.settings.max_upload_bytes)
+                  for name, attachment in (attachments or {}).items() if attachment is not None}
+        request = JobRequest(
+            technique=technique, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id, is_host=await self.bot.is_host(interaction),
+            options=options, text=text, images=images, seed=seed,
+        )
+        await answer_with_receipt(interaction, await self.bot.jobs.submit(request))
+
+    @app_commands.command(description="CLIP-guided optimisation: watch an image learn to match your prompt")
+    @app_commands.describe(
+        prompt="What to draw; weights like `a lighthouse | stormy sea:0.5 | text:-1`; inline --flags work too",
+        steps="Optimisation steps", size="Side of the square image in pixels", seed="Same seed, same image",
+        param="How the image is described: stack of layers, raw pixels or a Fourier spectrum",
+        init_image="An image to start from", negative="Things to keep out, separated by commas",
+        cutn="Random cutouts CLIP looks at each step",
+    )
+    @app_commands.choices(param=PARAMETERIZATIONS)
+    async def imagine(self, interaction: discord.Interaction[Easel], prompt: str, steps: int | None = None,
+                      size: int | None = None, seed: int | None = None, param: str | None = None,
+                      init_image: discord.Attachment | None = None, negative: str | None = None,
+                      cutn: int | None = None) -> None:
+        await self.submit(interaction, "imagine", {"steps": steps, "size": size, "param": param,
+                                                   "negative": negative, "cutn": cutn},
+                          text=prompt, attachments={"init_image": init_image}, seed=seed)
+
+    @app_commands.command(description="Style transfer: paint one image's content in another's style")
+    @app_commands.describe(content="The image whose layout to keep", style="The image whose textures to paint with",
+                           steps="Optimisation steps", size="Longest side in pixels", seed="Same seed, same image",
+                           style_weight="How strongly to match the style")
+    async def style(self, interaction: discord.Interaction[Easel], content: discord.Attachment,
+                    style: discord.Attachment, steps: int | None = None, size: int | None = None,
+                    seed: int | None = None, style_weight: float | None = None) -> None:
+        await self.submit(interaction, "style", {"steps": steps, "size": size, "style_weight": style_weight},
+                          attachments={"content": content, "style": style}, seed=seed)
+
+    @app_commands.command(description="Deep dream: amplify what a VGG16 layer sees in your image")
+    @app_commands.describe(image="The image to dream on", layer="Early layers give textures, deep ones shapes",
+                           steps="Ascent steps in total", size="Longest side in pixels", octaves="Scales to dream at",
+                           seed="Same seed, same image")
+    @app_commands.choices(layer=DREAM_LAYERS)
+    async def dream(self, interaction: discord.Interaction[Easel], image: discord.Attachment,
+                    layer: str | None = None, steps: int | None = None, size: int | None = None,
+                    octaves: int | None = None, seed: int | None = None) -> None:
+        await self.submit(interaction, "dream", {"layer": layer, "steps": steps, "size": size, "octaves": octaves},
+                          attachments={"image": image}, seed=seed)
+
+    @app_commands.command(description="Neural cellular automaton: train cells to grow your image from one seed")
+    @app_commands.describe(target="The image to grow (a transparent PNG or emoji works best)",
+                           steps="Training steps", size="Side of the result in pixels", seed="Same seed, same result")
+    async def nca(self, interaction: discord.Interaction[Easel], target: discord.Attachment,
+                  steps: int | None = None, size: int | None = None, seed: int | None = None) -> None:
+        await self.submit(interaction, "nca", {"steps": steps, "size": size},
+                          attachments={"target": target}, seed=seed)
+
+    @app_commands.command(description="CPPN: patterns from a small random network over x, y and r")
+    @app_commands.describe(seed="Same seed, same pattern", size="Side of the image in pixels",
+                           steps="Animation frames (or fitting steps with a target)",
+                           target="An image to fit the network to (optional)",
+                           flags="More options, e.g. --layers 10 --zoom 2 --colour hsv")
+    async def cppn(self, interaction: discord.Interaction[Easel], seed: int | None = None,
+                   size: int | None = None, steps: int | None = None, target: discord.Attachment | None = None,
+                   flags: str | None = None) -> None:
+        await self.submit(interaction, "cppn", {"size": size, "steps": steps}, text=flags,
+                          attachments={"target": target}, seed=seed)
+
+    @app_commands.command(name="queue", description="Your jobs, their places in the queue and when they start")
+    async def queue(self, interaction: discord.Interaction[Easel]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        view = await self.bot.jobs.queue_view(interaction.user.id)
+        lines = [f"{view.queue_length} job{'s' if view.queue_length != 1 else ''} waiting in the queue."]
+        if view.running:
+            lines.append(f"Running now: job #{view.running.id} ({view.running.technique}).")
+        for job, position, wait in view.mine:
+            where = ("running now" if position is None
+                     else f"position {position}, starts in about {format_duration(wait)}")
+            lines.append(f"• #{job.id} {job.technique}: {job.title} · {where}")
+        if not view.mine:
+            lines.append("You have no jobs waiting. Start one with /imagine.")
+        await interaction.followup.send("\n".join(lines)[:2000], ephemeral=True)
+
+    @app_commands.command(name="cancel", description="Cancel your queued or running job (hosts: any job)")
+    @app_commands.describe(job="The job number; leave empty for your running or latest job")
+    async def cancel(self, interaction: discord.Interaction[Easel], job: int | None = None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if job is None:
+            latest = await self.bot.jobs.latest_active_job(interaction.user.id)
+            if latest is None:
+                raise UserFacingError("You have no queued or running jobs to cancel.")
+            job = latest.id
+        _, message = await self.bot.jobs.cancel(job, interaction.user.id, await self.bot.is_host(interaction))
+        await interaction.followup.send(message, ephemeral=True)
+
+    @app_commands.command(name="job", description="Show a job again, with its result and buttons")
+    @app_commands.describe(id="The job number")
+    async def job(self, interaction: discord.Interaction[Easel], id: int) -> None:
+        await interaction.response.defer(thinking=True)
+        job = await self.bot.jobs.get(id)
+        if job.result_path is None:
+            position, wait = await self.bot.jobs.position_of(job.id)
+            where = f"position {position}, starts in about {format_duration(wait)}" if position else str(job.status)
+            text = f"Job #{job.id} ({job.technique}): {job.title} · {where}"
+            if job.error:
+                text += f"\n{job.error}"
+            await interaction.followup.send(text)
+            return
+        files, image_name = await asyncio.to_thread(self.bot.publisher.result_files, job, interaction.filesize_limit)
+        await interaction.followup.send(embed=result_embed(job, image_name), files=files,
+                                        view=result_view(job.id, job.technique))
+
+
+async def read_attachment(name: str, attachment: discord.Attachment, max_bytes: int) -> bytes:
+    """The attachment's bytes, after the checks that need no download."""
+    if attachment.size > max_bytes:
+        raise UserFacingError(
+            f"`{name}` is {attachment.size / 1048576:.1f} MB; the limit is {max_bytes / 1048576:.1f} MB. "
+            "Attach a smaller image."
+        )
+    content_type = (attachment.content_type or "").split(";")[0]
+    if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
+        raise UserFacingError(f"`{name}` must be a PNG, JPEG, WebP or GIF image, not {content_type}.")
+    return await attachment.read()
+
+
+async def setup(bot: Easel) -> None:
+    await bot.add_cog(Generate(bot))

@@ -1,0 +1,98 @@
+"""The runner with the real worker thread and a technique that fails: the queue goes on."""
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from bot.art.models import ModelChoice
+from bot.art.technique import param
+from bot.art.techniques import TECHNIQUES
+from bot.art.techniques.cppn import TECHNIQUE as CPPN
+from bot.jobs.repository import JobRepository
+from bot.jobs.runner import JobRunner, explain_failure
+from bot.jobs.spec import JobSpec
+from bot.jobs.worker import GpuWorker
+from models import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class ExplodingConfig:
+    steps: int = param(1, help="steps", min=1, max=10, limit="steps")
+
+
+class OutOfMemoryTechnique:
+    name = "explode"
+    config_type = ExplodingConfig
+
+    def run(self, config, seed, ctx):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+class RecordingViews:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, str]] = []
+
+    async def job_started(self, job):
+        self.events.append(("started", job.id, ""))
+
+    def job_progress(self, job, event):
+        self.events.append(("progress", job.id, f"{event.step}/{event.total}"))
+
+    async def job_done(self, job, output):
+        self.events.append(("done", job.id, output.image_path.name))
+
+    async def job_failed(self, job, message):
+        self.events.append(("failed", job.id, message))
+
+    async def job_cancelled(self, job):
+        self.events.append(("cancelled", job.id, ""))
+
+
+@pytest.fixture
+def exploding_technique(monkeypatch):
+    monkeypatch.setitem(TECHNIQUES, "explode", OutOfMemoryTechnique())
+
+
+def stored_job(spec: JobSpec, user_id: int = 1) -> Job:
+    return Job(guild_id=1, channel_id=2, user_id=user_id, technique=spec.technique, spec=spec.to_dict(),
+               seed=spec.seed, title=spec.technique, total_steps=getattr(spec.config, "steps", 0))
+
+
+async def ready() -> None:
+    return None
+
+
+async def test_a_failing_job_is_explained_and_the_next_job_runs(sessions, tmp_path, exploding_technique):
+    repository = JobRepository(sessions)
+    failing = await repository.add(stored_job(JobSpec("explode", ExplodingConfig(), seed=1)))
+    cppn = CPPN.config_type(size=16, steps=4)
+    working = await repository.add(stored_job(JobSpec("cppn", cppn, seed=2), user_id=2))
+    views = RecordingViews()
+    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    runner = JobRunner(repository, worker, views, ready)
+    runner.start()
+    try:
+        for _ in range(400):
+            if (await repository.get(working.id)).status == JobStatus.DONE:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+
+    failed = await repository.get(failing.id)
+    assert failed.status == JobStatus.FAILED and "GPU ran out of memory" in failed.error
+    done = await repository.get(working.id)
+    assert done.status == JobStatus.DONE and done.metrics["steps_done"] == 4
+    assert ("failed", failing.id, failed.error) in views.events
+    assert [event for event in views.events if event[1] == working.id] == [
+        ("started", working.id, ""), ("progress", working.id, "2/4"), ("progress", working.id, "4/4"),
+        ("done", working.id, "final.png"),
+    ]
+
+
+def test_failures_are_explained_without_internals():
+    assert "smaller size" in explain_failure(torch.OutOfMemoryError("CUDA out of memory"))
+    assert explain_failure(ValueError("the init image is too small")) == "the init image is too small"
+    assert "KeyError" in explain_failure(KeyError("x")) and "log" in explain_failure(KeyError("x"))

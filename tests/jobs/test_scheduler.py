@@ -1,0 +1,36 @@
+from datetime import UTC, datetime, timedelta
+
+from bot.jobs.scheduler import QueuedJob, estimated_waits, fair_order
+
+START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def job(job_id: int, user: int, minute: int, host: bool = False, seconds: float = 10.0) -> QueuedJob:
+    return QueuedJob(id=job_id, user_id=user, host_lane=host, created_at=START + timedelta(minutes=minute),
+                     estimated_seconds=seconds)
+
+
+def test_one_persons_many_jobs_do_not_hold_back_the_others():
+    queued = [job(1, 100, 0), job(2, 100, 1), job(3, 100, 2), job(4, 100, 3), job(5, 200, 4), job(6, 300, 5)]
+    assert [j.id for j in fair_order(queued, {})] == [1, 5, 6, 2, 3, 4]
+
+
+def test_the_person_served_least_recently_goes_first_within_a_round():
+    queued = [job(1, 100, 0), job(2, 200, 1)]
+    last_started = {100: START + timedelta(minutes=10), 200: START + timedelta(minutes=5)}
+    assert [j.id for j in fair_order(queued, last_started)] == [2, 1]
+    assert [j.id for j in fair_order(queued, {100: START})] == [2, 1]  # never served beats served
+
+
+def test_the_host_lane_goes_first_oldest_first():
+    queued = [job(1, 100, 0), job(2, 900, 2, host=True), job(3, 900, 1, host=True)]
+    assert [j.id for j in fair_order(queued, {})] == [3, 2, 1]
+
+
+def test_waits_add_up_the_jobs_ahead_and_the_running_one():
+    ordered = [job(1, 100, 0, seconds=30), job(2, 200, 1, seconds=60), job(3, 300, 2)]
+    assert estimated_waits(ordered, running_seconds_left=15) == {1: 15, 2: 45, 3: 105}
+
+
+def test_an_empty_queue():
+    assert fair_order([], {}) == []
