@@ -43,6 +43,8 @@ class LiveStatus:
     started_at: float = field(default_factory=time.monotonic)
     latest: ProgressEvent | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    views_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the thread and status message exist
+    last_edit_at: float = 0.0
     edits: int = 0
     frames_seen: int = 0
     next_keyframe: int = 0
@@ -60,7 +62,7 @@ class DiscordPublisher:
 
     # --- the thread and the status message --------------------------------------------------------
 
-    async def open_views(self, job: Job) -> int:
+    async def open_views(self, job: Job, place: tuple[int, float] | None = None) -> int:
         """Makes sure the job has its thread and status message; returns the id of the thread (or channel).
 
         The command that queued the job and the runner that starts it may both call this at once:
@@ -68,15 +70,16 @@ class DiscordPublisher:
         """
         lock = self._opening.setdefault(job.id, asyncio.Lock())
         async with lock:
-            return await self._open_views(job)
+            return await self._open_views(job, place)
 
-    async def _open_views(self, job: Job) -> int:
+    async def _open_views(self, job: Job, place: tuple[int, float] | None) -> int:
+        """`place` is the job's (position, seconds to wait) when the caller already knows it."""
         job = await self.repository.get(job.id) or job
         if job.thread_id is None:
             job.thread_id = await self._open_thread(job)
             await self.repository.update_views(job.id, thread_id=job.thread_id)
         if job.status_message_id is None:
-            position, wait = await self.bot.jobs.position_of(job.id)
+            position, wait = place or await self.bot.jobs.position_of(job.id)
             text = queued_text(job, position, wait) if position else "Starting…"
             message = await self._channel(job.thread_id).send(
                 embed=status_embed(job, text=text), view=status_view(job.id), allowed_mentions=NO_PINGS,
@@ -115,13 +118,18 @@ class DiscordPublisher:
     # --- JobViews: what the runner reports ----------------------------------------------------------
 
     async def job_started(self, job: Job) -> None:
-        await self.open_views(job)
-        job = await self.repository.get(job.id) or job
+        # Progress may arrive while the thread is still being made: it waits in `live` until then.
         live = LiveStatus(job=job, next_keyframe=job.keyframes_posted)
         self.live[job.id] = live
         live.task = asyncio.create_task(self._keep_status_fresh(live), name=f"easel-status-{job.id}")
-        await self._edit_status(job, embed=status_embed(job, text=running_text(0, job.total_steps, None, None)),
-                                attachments=[])
+        await self.open_views(job)
+        live.job = await self.repository.get(job.id) or job
+        try:
+            await self._edit_status(live.job, attachments=[],
+                                    embed=status_embed(live.job, text=running_text(0, job.total_steps, None, None)))
+        finally:
+            live.last_edit_at = time.monotonic()  # the throttle counts this edit too
+            live.views_ready.set()
 
     def job_progress(self, job: Job, event: ProgressEvent) -> None:
         live = self.live.get(job.id)
@@ -133,7 +141,7 @@ class DiscordPublisher:
         keyframe_step = self._keyframe_step(live.next_keyframe, event.total)
         if keyframe_step is not None and event.step >= keyframe_step:
             live.next_keyframe += 1
-            live.pending.add(asyncio.create_task(self._post_keyframe(live.job, live.next_keyframe, event)))
+            live.pending.add(asyncio.create_task(self._post_keyframe(live, live.next_keyframe, event)))
 
     def _keyframe_step(self, index: int, total: int) -> int | None:
         """Keyframes are spread evenly over the run: with 4, at 20%, 40%, 60% and 80% of the steps."""
@@ -142,7 +150,9 @@ class DiscordPublisher:
             return None
         return max(1, round(total * (index + 1) / (count + 1)))
 
-    async def _post_keyframe(self, job: Job, number: int, event: ProgressEvent) -> None:
+    async def _post_keyframe(self, live: LiveStatus, number: int, event: ProgressEvent) -> None:
+        await live.views_ready.wait()
+        job = live.job
         try:
             file = discord.File(png_bytes(event.preview), filename=f"easel-{job.id}-step-{event.step}.png")
             await self._channel(job.thread_id).send(  # type: ignore[arg-type]
@@ -155,9 +165,11 @@ class DiscordPublisher:
     async def _keep_status_fresh(self, live: LiveStatus) -> None:
         """Edits the status message with the newest frame, at most once every STATUS_EDIT_SECONDS."""
         interval = self.settings.status_edit_seconds
+        await live.views_ready.wait()
         while True:
             await live.changed.wait()
-            live.changed.clear()
+            await asyncio.sleep(max(0.0, live.last_edit_at + interval - time.monotonic()))
+            live.changed.clear()  # frames that came during the wait are folded into this edit
             event = live.latest
             if event is None:
                 continue
@@ -177,7 +189,7 @@ class DiscordPublisher:
                 # message) means slow down.
                 log.warning("job %s: status edit failed (%s); slowing down", live.job.id, error.code)
                 interval = max(interval * 2, 5.0)
-            await asyncio.sleep(interval)
+            live.last_edit_at = time.monotonic()
 
     async def _stop_live(self, job_id: int, *, finish_keyframes: bool = True) -> LiveStatus | None:
         """Stops the status refresher; keyframes being posted are finished first, so they come before

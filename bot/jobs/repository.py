@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.jobs.scheduler import QueuedJob, fair_order
@@ -38,6 +38,7 @@ class IllegalTransition(RuntimeError):
 class JobRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        self._seconds_per_step: dict[str, float] | None = None  # read once, then updated as jobs finish
 
     async def add(self, job: Job) -> Job:
         async with self.sessions.begin() as session:
@@ -55,13 +56,15 @@ class JobRepository:
         if new in FINISHED:
             fields.setdefault("finished_at", utcnow())
         async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(Job).where(Job.id == job_id, Job.status == old).values(status=new, **fields)
+            job = await session.scalar(
+                update(Job).where(Job.id == job_id, Job.status == old).values(status=new, **fields).returning(Job)
             )
-            if result.rowcount != 1:
+            if job is None:
                 current = await session.scalar(select(Job.status).where(Job.id == job_id))
                 raise IllegalTransition(f"job {job_id} is {current}, not {old}: cannot make it {new}")
-            return await session.get_one(Job, job_id, populate_existing=True)
+        if new == JobStatus.DONE:
+            self._learn_speed(job)
+        return job
 
     async def update_views(self, job_id: int, **message_ids: int | None) -> None:
         """Records the Discord thread and messages that show a job (thread_id, status_message_id, ...)."""
@@ -74,12 +77,15 @@ class JobRepository:
 
     async def queued_in_order(self, *, skip_paused: bool = True) -> list[QueuedJob]:
         """The queued jobs in the order they will run (without the jobs of paused guilds)."""
+        query = (
+            select(Job.id, Job.user_id, Job.host_lane, Job.created_at, Job.technique, Job.total_steps)
+            .where(Job.status == JobStatus.QUEUED)
+        )
+        if skip_paused:
+            paused_guilds = select(GuildSettings.guild_id).where(GuildSettings.queue_paused)
+            query = query.where(or_(Job.guild_id.is_(None), Job.guild_id.not_in(paused_guilds)))
         async with self.sessions() as session:
-            paused = set((await session.execute(
-                select(GuildSettings.guild_id).where(GuildSettings.queue_paused)
-            )).scalars().all()) if skip_paused else set()
-            rows = (await session.execute(select(Job).where(Job.status == JobStatus.QUEUED))).scalars().all()
-            rows = [job for job in rows if job.guild_id not in paused]
+            rows = (await session.execute(query)).all()
             users = {job.user_id for job in rows}
             last_started = dict(
                 (await session.execute(
@@ -88,7 +94,7 @@ class JobRepository:
                     .group_by(Job.user_id)
                 )).all()
             ) if users else {}
-            seconds_per_step = await self._seconds_per_step(session)
+        seconds_per_step = await self.seconds_per_step()
         queued = [
             QueuedJob(
                 id=job.id, user_id=job.user_id, host_lane=job.host_lane, created_at=job.created_at,
@@ -101,15 +107,12 @@ class JobRepository:
     async def claim_next(self) -> Job | None:
         """Marks the next job running and returns it; None when nothing is waiting."""
         for candidate in await self.queued_in_order():
-            job = await self.get(candidate.id)
-            if job is None or job.status != JobStatus.QUEUED:
-                continue  # cancelled in the meantime
             try:
                 return await self.transition(
-                    job.id, JobStatus.QUEUED, JobStatus.RUNNING, started_at=utcnow(), attempts=job.attempts + 1
+                    candidate.id, JobStatus.QUEUED, JobStatus.RUNNING, started_at=utcnow(), attempts=Job.attempts + 1
                 )
             except IllegalTransition:
-                continue
+                continue  # cancelled since the queue was read
         return None
 
     async def recover_interrupted(self) -> tuple[list[Job], list[Job]]:
@@ -148,25 +151,38 @@ class JobRepository:
             return list((await session.execute(query)).scalars().all())
 
     async def seconds_per_step(self) -> dict[str, float]:
-        async with self.sessions() as session:
-            return await self._seconds_per_step(session)
+        """Average seconds per step of each technique over its last finished jobs here (kept until the next)."""
+        if self._seconds_per_step is None:
+            async with self.sessions() as session:
+                rows = (await session.execute(
+                    select(Job.technique, Job.metrics).where(Job.status == JobStatus.DONE, Job.metrics.is_not(None))
+                    .order_by(Job.id.desc()).limit(50)
+                )).all()
+            self._seconds_per_step = average_seconds_per_step(rows)
+        return self._seconds_per_step
 
-    async def _seconds_per_step(self, session: AsyncSession) -> dict[str, float]:
-        """Average seconds per step of each technique over its last finished jobs here."""
-        estimates = dict(DEFAULT_SECONDS_PER_STEP)
-        rows = (await session.execute(
-            select(Job.technique, Job.metrics).where(Job.status == JobStatus.DONE, Job.metrics.is_not(None))
-            .order_by(Job.id.desc()).limit(50)
-        )).all()
-        totals: dict[str, tuple[float, int]] = {}
-        for technique, metrics in rows:
-            seconds, steps = (metrics or {}).get("seconds"), (metrics or {}).get("steps_done")
-            if seconds and steps:
-                total_seconds, total_steps = totals.get(technique, (0.0, 0))
-                totals[technique] = (total_seconds + seconds, total_steps + steps)
-        for technique, (seconds, steps) in totals.items():
-            estimates[technique] = seconds / steps
-        return estimates
+
+    def _learn_speed(self, job: Job) -> None:
+        """Moves the technique's seconds-per-step estimate a fifth of the way to this job's figure."""
+        seconds, steps = (job.metrics or {}).get("seconds"), (job.metrics or {}).get("steps_done")
+        if self._seconds_per_step is None or not seconds or not steps:
+            return
+        old = self._seconds_per_step.get(job.technique, seconds / steps)
+        self._seconds_per_step[job.technique] = 0.8 * old + 0.2 * seconds / steps
+
+
+def average_seconds_per_step(rows: list) -> dict[str, float]:
+    """Seconds per step by technique from (technique, metrics) rows, defaults for the others."""
+    estimates = dict(DEFAULT_SECONDS_PER_STEP)
+    totals: dict[str, tuple[float, int]] = {}
+    for technique, metrics in rows:
+        seconds, steps = (metrics or {}).get("seconds"), (metrics or {}).get("steps_done")
+        if seconds and steps:
+            total_seconds, total_steps = totals.get(technique, (0.0, 0))
+            totals[technique] = (total_seconds + seconds, total_steps + steps)
+    for technique, (seconds, steps) in totals.items():
+        estimates[technique] = seconds / steps
+    return estimates
 
 
 def _aware(moment: datetime) -> datetime:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Protocol
 
 import torch
@@ -25,6 +25,7 @@ from models import Job, JobStatus
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 5.0  # a safety net; new jobs wake the runner at once
+SHUTDOWN_VIEWS_SECONDS = 15.0  # how long a shutdown waits for posts to Discord that are under way
 
 
 class JobViews(Protocol):
@@ -57,6 +58,7 @@ class JobRunner:
         self._stopping = False
         self._cancel_flags: dict[int, threading.Event] = {}
         self._task: asyncio.Task[None] | None = None
+        self._showing: dict[int, asyncio.Task[None]] = {}  # per job, its latest view update
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="easel-job-runner")
@@ -82,6 +84,8 @@ class JobRunner:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._showing:
+            await asyncio.wait(list(self._showing.values()), timeout=SHUTDOWN_VIEWS_SECONDS)
         await asyncio.to_thread(self.worker.shutdown)
 
     async def _run_forever(self) -> None:
@@ -104,7 +108,7 @@ class JobRunner:
         self._cancel_flags[job.id] = cancel
         self.current, self.current_step = job, (0, job.total_steps)
         try:
-            await self._safely(self.views.job_started(job))
+            self._show(job.id, self.views.job_started(job))
 
             def on_progress(event: ProgressEvent) -> None:
                 self.current_step = (event.step, event.total)
@@ -116,7 +120,7 @@ class JobRunner:
                 log.exception("job %s failed", job.id)
                 message = explain_failure(error)
                 failed = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.FAILED, error=message)
-                await self._safely(self.views.job_failed(failed, message))
+                self._show(job.id, self.views.job_failed(failed, message))
                 return
 
             if output.result.cancelled and self._stopping:
@@ -125,22 +129,34 @@ class JobRunner:
                                                  attempts=max(0, job.attempts - 1))
             elif output.result.cancelled:
                 cancelled = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED)
-                await self._safely(self.views.job_cancelled(cancelled))
+                self._show(job.id, self.views.job_cancelled(cancelled))
             else:
                 done = await self.repository.transition(
                     job.id, JobStatus.RUNNING, JobStatus.DONE,
                     result_path=str(output.image_path), animation_path=str(output.animation_path),
                     metrics=output.metrics(), progress_step=output.result.steps_done,
                 )
-                await self._safely(self.views.job_done(done, output))
+                self._show(job.id, self.views.job_done(done, output))
         finally:
             self._cancel_flags.pop(job.id, None)
             self.current = None
 
-    @staticmethod
-    async def _safely(coroutine) -> None:
-        """A view that fails (Discord down, say) must not stop the queue; the job row is the truth."""
-        try:
-            await coroutine
-        except Exception:
-            log.exception("could not show a job's change on Discord")
+    def _show(self, job_id: int, update: Coroutine[object, object, None]) -> None:
+        """Shows a job's change in the background, after its earlier changes: the GPU never waits for Discord.
+
+        A view that fails (Discord down, say) is logged and the queue goes on; the job row is the truth.
+        """
+        previous = self._showing.get(job_id)
+
+        async def after_previous() -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            try:
+                await update
+            except Exception:
+                log.exception("could not show job %s's change on Discord", job_id)
+
+        task = asyncio.create_task(after_previous(), name=f"easel-show-{job_id}")
+        self._showing[job_id] = task
+        task.add_done_callback(lambda done: self._showing.pop(job_id, None) if self._showing.get(job_id) is done
+                               else None)

@@ -38,7 +38,7 @@ def receipt_text(receipt: Receipt, thread_id: int | None) -> str:
 
 async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: Receipt) -> None:
     """Opens the new job's thread and tells its author where it is in the queue."""
-    thread_id = await interaction.client.publisher.open_views(receipt.job)
+    thread_id = await interaction.client.publisher.open_views(receipt.job, (receipt.position, receipt.wait_seconds))
     await interaction.followup.send(receipt_text(receipt, thread_id), ephemeral=True)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from bot.settings import Settings
 from tests.discord_fake import FakeDiscord
 
 READY_TIMEOUT = 20.0
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -70,3 +73,33 @@ async def easel(fake: FakeDiscord, tmp_path: Path) -> AsyncIterator[RunningBot]:
     running = RunningBot(bot_settings(fake, tmp_path))
     yield running
     await running.stop()
+
+
+async def start_bot_process(fake: FakeDiscord, data_dir: Path, **settings: str) -> asyncio.subprocess.Process:
+    """`python -m bot run` as a real process pointed at the fake; returns once its commands are registered."""
+    env = {
+        **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DISCORD_TOKEN": fake.token,
+        "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url, "DATA_DIR": str(data_dir),
+        "DEVICE": "cpu", "CLIP_MODEL": "easel-tiny", "CLIP_PRETRAINED": "none", "VGG_WEIGHTS": "none",
+        **settings,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=data_dir, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await fake.wait_until(lambda: any(c["name"] == "about" for c in fake.registered_commands()), timeout=60)
+        await fake.wait_until(lambda: fake.gateway_handshakes, timeout=30)
+        await asyncio.sleep(0.5)  # the guild arrives right after the handshake
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return process
+
+
+async def stop_bot_process(process: asyncio.subprocess.Process) -> None:
+    """Kills the process if a test left it running (a test that checks shutdown sends its own signal)."""
+    if process.returncode is None:
+        process.kill()
+        await process.wait()

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
+import signal
 from pathlib import Path
 
 import discord
 
 from tests.discord_fake import FakeDiscord
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import RunningBot, start_bot_process, stop_bot_process
 
 EPHEMERAL = 64
 DEFERRED = 5
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_about_is_deferred_in_time_and_answers(fake: FakeDiscord, easel: RunningBot):
@@ -81,28 +79,14 @@ async def test_a_broken_cog_is_logged_and_the_others_load(fake: FakeDiscord, eas
 
 
 async def test_the_bot_process_connects_registers_and_answers_about(fake: FakeDiscord, tmp_path: Path):
-    env = {
-        **os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DISCORD_TOKEN": fake.token,
-        "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url,
-        "DATA_DIR": str(tmp_path), "DEVICE": "cpu", "CLIP_MODEL": "easel-tiny", "CLIP_PRETRAINED": "none",
-        "VGG_WEIGHTS": "none",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
+    process = await start_bot_process(fake, tmp_path)
     try:
-        await fake.wait_until(lambda: any(c["name"] == "about" for c in fake.registered_commands()), timeout=60)
-        await fake.wait_until(lambda: fake.gateway_handshakes, timeout=30)
-        await asyncio.sleep(0.5)  # the guild arrives right after the handshake
         interaction = await fake.send_command(fake.add_member("student"), "about")
         first = await fake.wait_for_response(interaction, timeout=10)
         assert first.at - interaction.dispatched_at < 3.0
-        process.send_signal(2)  # SIGINT: a clean shutdown
+        process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), 30) == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert "easel.log" in os.listdir(tmp_path / "logs")
-    assert fake.token not in (tmp_path / "logs" / "easel.log").read_text()
+        await stop_bot_process(process)
+    log_file = tmp_path / "logs" / "easel.log"
+    assert log_file.exists() and fake.token not in log_file.read_text()

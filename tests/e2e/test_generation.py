@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+import signal
 from pathlib import Path
 
 import discord
 import pytest
 from PIL import Image
 
+from bot import db
 from bot.jobs.repository import JobRepository
 from models import JobStatus
 from tests.discord_fake import FakeDiscord, FakeMessage
-from tests.e2e.conftest import RunningBot, bot_settings
+from tests.e2e.conftest import RunningBot, bot_settings, start_bot_process, stop_bot_process
 
 EPHEMERAL = 64
 DEFERRED = 5
@@ -320,3 +322,24 @@ async def test_hosts_lower_the_limits_and_jobs_are_clamped_to_them(fake: FakeDis
     assert "50 steps" in limits.original.content
     interaction = await imagine(fake, fake.add_member("student"), "a cat --cutn 2", steps=80, size=32)
     assert "steps clamped to 50" in interaction.original.content
+
+
+async def test_sigterm_stops_the_running_job_between_steps_and_keeps_it(fake: FakeDiscord, tmp_path: Path):
+    """The bot as a process: SIGTERM mid-job exits cleanly and leaves the job queued for the next start."""
+    process = await start_bot_process(fake, tmp_path, PROGRESS_EVERY="1", STATUS_EDIT_SECONDS="0.1")
+    try:
+        interaction = await imagine(fake, fake.add_member("student"), "a long night --cutn 2", steps=1000, size=32)
+        await fake.wait_until(lambda: any(m.edits >= 2 for m in fake.messages(next(iter(fake.threads)))), timeout=60)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 60) == 0
+    finally:
+        await stop_bot_process(process)
+
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'easel.db'}")
+    try:
+        job = await JobRepository(db.create_session_factory(engine)).get(job_id_of(interaction))
+    finally:
+        await engine.dispose()
+    assert job.status == JobStatus.QUEUED and job.attempts == 0
+    shown = fake.get_message(job.status_message_id).embeds[0]["description"]
+    assert 0 < int(shown.split("Step ")[1].split("/")[0]) < 1000  # it stopped part way, between steps
