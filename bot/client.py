@@ -114,7 +114,12 @@ class Easel(commands.Bot):
             except Exception:
                 log.exception("cog %s failed to load; the other cogs still work", extension)
         await self.sync_commands(force=self.force_sync)
+
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        """Logs in (which runs `setup_hook`), starts the GPU worker, then connects to the gateway."""
+        await self.login(token)
         await self.start_worker()
+        await self.connect(reconnect=reconnect)
 
     async def start_worker(self) -> None:
         """Starts the GPU worker and its runner, after putting back jobs a crash left running."""

@@ -12,7 +12,6 @@ from discord.ext import commands
 from bot import __version__
 from bot.errors import UserFacingError
 from bot.ui.checks import host_only
-from models import JobStatus
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -36,8 +35,7 @@ class Admin(commands.Cog):
     @app_commands.command(name="about", description="What Easel is, its device and models, the queue, uptime")
     async def about(self, interaction: discord.Interaction[Easel]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        queued = await self.bot.job_repository.count_with_status(JobStatus.QUEUED)
-        running = await self.bot.job_repository.running()
+        queued, running = await self.bot.jobs.queue_status()
         embed = discord.Embed(
             title="Easel",
             description="Community AI-art workshops: set up an image, score it, and watch optimisation at work.",

@@ -137,8 +137,8 @@ class Generate(commands.Cog):
     @app_commands.command(name="job", description="Show a job again, with its result and buttons")
     @app_commands.describe(id="The job number")
     async def job(self, interaction: discord.Interaction[Easel], id: int) -> None:
+        job = await self.bot.jobs.get(id)  # a quick local lookup first, so a wrong number is answered privately
         await interaction.response.defer(thinking=True)
-        job = await self.bot.jobs.get(id)
         if job.result_path is None:
             position, wait = await self.bot.jobs.position_of(job.id)
             where = f"position {position}, starts in about {format_duration(wait)}" if position else str(job.status)
@@ -147,7 +147,12 @@ class Generate(commands.Cog):
                 text += f"\n{job.error}"
             await interaction.followup.send(text)
             return
-        files, image_name = await asyncio.to_thread(self.bot.publisher.result_files, job, interaction.filesize_limit)
+        try:
+            files, image_name = await asyncio.to_thread(self.bot.publisher.result_files, job,
+                                                        interaction.filesize_limit)
+        except FileNotFoundError:
+            await interaction.followup.send(f"Job #{job.id} is done, but its image is no longer stored here.")
+            return
         await interaction.followup.send(embed=result_embed(job, image_name), files=files,
                                         view=result_view(job.id, job.technique))
 

@@ -12,6 +12,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -234,24 +235,26 @@ class DiscordPublisher:
         )
 
     def result_files(self, job: Job, limit: int) -> tuple[list[discord.File], str]:
-        """The result's files, each under the upload limit, with short safe names (never the prompt).
+        """The result's image, animation and loss chart, together under the upload limit, with short
+        safe names (never the prompt). It encodes images: call it in a thread, not on the event loop.
 
-        It encodes images: call it in a thread, not on the event loop.
+        Raises FileNotFoundError when the result is no longer stored.
         """
+        assert job.result_path is not None
         stem = safe_filename(f"easel-{job.id}")
-        files: list[discord.File] = []
-        with Image.open(job.result_path) as final:  # type: ignore[arg-type]
-            data, extension = encode_for_upload(final.copy(), limit)
+        chart = Path(job.result_path).with_name("loss.png")
+        chart_bytes = chart.read_bytes() if chart.exists() else None
+        # Whether Discord counts the limit per file or per message, the three files fit.
+        budget = (limit - len(chart_bytes or b"")) // 2
+        with Image.open(job.result_path) as final:
+            data, extension = encode_for_upload(final.copy(), budget)
         image_name = f"{stem}.{extension}"
-        files.append(discord.File(io.BytesIO(data), filename=image_name))
-        if job.animation_path:
-            frames = read_frames(job.animation_path)
-            data, extension = encode_animation_for_upload(frames, limit)
+        files = [discord.File(io.BytesIO(data), filename=image_name)]
+        if job.animation_path and Path(job.animation_path).exists():
+            data, extension = encode_animation_for_upload(read_frames(job.animation_path), budget)
             files.append(discord.File(io.BytesIO(data), filename=f"{stem}-steps.{extension}"))
-        chart = job.result_path.replace("final.png", "loss.png") if job.result_path else None
-        if chart:
-            with contextlib.suppress(FileNotFoundError):
-                files.append(discord.File(chart, filename=f"{stem}-loss.png"))
+        if chart_bytes:
+            files.append(discord.File(io.BytesIO(chart_bytes), filename=f"{stem}-loss.png"))
         return files, image_name
 
     def upload_limit(self, job: Job) -> int:

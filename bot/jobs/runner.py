@@ -59,6 +59,7 @@ class JobRunner:
         self._cancel_flags: dict[int, threading.Event] = {}
         self._task: asyncio.Task[None] | None = None
         self._showing: dict[int, asyncio.Task[None]] = {}  # per job, its latest view update
+        self._connected = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="easel-job-runner")
@@ -82,6 +83,8 @@ class JobRunner:
             flag.set()
         self._wake.set()
         if self._task is not None:
+            if not self._connected:
+                self._task.cancel()  # still waiting for Discord: no job was started
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._showing:
@@ -90,6 +93,7 @@ class JobRunner:
 
     async def _run_forever(self) -> None:
         await self.wait_until_ready()
+        self._connected = True
         while not self._stopping:
             try:
                 job = await self.repository.claim_next()

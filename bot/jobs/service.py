@@ -156,6 +156,10 @@ class JobService:
                 for job in await self.repository.active_for_user(user_id)]
         return QueueView(mine=mine, queue_length=len(ordered), running=await self.repository.running())
 
+    async def queue_status(self) -> tuple[int, Job | None]:
+        """(jobs waiting, the running job) for /about."""
+        return await self.repository.count_with_status(JobStatus.QUEUED), await self.repository.running()
+
     async def get(self, job_id: int) -> Job:
         job = await self.repository.get(job_id)
         if job is None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 
 import discord
 
 from tests.discord_fake import FakeDiscord
-from tests.e2e.conftest import RunningBot, start_bot_process, stop_bot_process
+from tests.e2e.conftest import PROJECT_ROOT, RunningBot, start_bot_process, stop_bot_process
 
 EPHEMERAL = 64
 DEFERRED = 5
@@ -90,3 +92,17 @@ async def test_the_bot_process_connects_registers_and_answers_about(fake: FakeDi
         await stop_bot_process(process)
     log_file = tmp_path / "logs" / "easel.log"
     assert log_file.exists() and fake.token not in log_file.read_text()
+
+
+async def test_sync_registers_the_commands_to_a_guild_now(fake: FakeDiscord, tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DISCORD_TOKEN": fake.token, "DATA_DIR": str(tmp_path),
+           "DISCORD_API_BASE": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url, "DEVICE": "cpu"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sync", "--guild", str(fake.guild_id), cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0
+    assert f"guild {fake.guild_id}" in output.decode()
+    assert {"about", "imagine", "easel"} <= {c["name"] for c in fake.registered_commands(fake.guild_id)}
+    assert fake.registered_commands() == []  # nothing global

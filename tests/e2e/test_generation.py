@@ -343,3 +343,11 @@ async def test_sigterm_stops_the_running_job_between_steps_and_keeps_it(fake: Fa
     assert job.status == JobStatus.QUEUED and job.attempts == 0
     shown = fake.get_message(job.status_message_id).embeds[0]["description"]
     assert 0 < int(shown.split("Step ")[1].split("/")[0]) < 1000  # it stopped part way, between steps
+
+
+async def test_an_unknown_job_number_is_answered_privately(fake: FakeDiscord, easel: RunningBot):
+    await easel.start()
+    interaction = await fake.send_command(fake.add_member("student"), "job", {"id": 4242})
+    response = await fake.wait_for_response(interaction)
+    assert response.type == 4 and response.data["flags"] & EPHEMERAL
+    assert "no job #4242" in response.data["content"]
