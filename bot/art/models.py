@@ -383,3 +383,15 @@ def weights_status(choice: ModelChoice) -> list[WeightsStatus]:
         _status(("style", "dream"), "VGG_WEIGHTS", choice.vgg_weights,
                 lambda: resolve_vgg_weights(choice)),
     ]
+
+
+def missing_weights(choice: ModelChoice, technique: str) -> str | None:
+    """Why `technique` cannot run on this machine (its weights are missing, and how to get them), or None."""
+    resolve = {"imagine": resolve_clip_weights, "style": resolve_vgg_weights, "dream": resolve_vgg_weights}
+    if technique not in resolve:
+        return None
+    try:
+        resolve[technique](choice)
+    except MissingWeightsError as error:
+        return str(error)
+    return None

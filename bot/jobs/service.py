@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.art.imagefiles import ImageRejected
+from bot.art.models import ModelChoice, missing_weights
 from bot.errors import UserFacingError
 from bot.guilds import GuildConfig, GuildService
 from bot.jobs.parser import Limits, SpecError, parse_job
@@ -66,6 +67,7 @@ class JobService:
     def __init__(self, settings: Settings, repository: JobRepository, guilds: GuildService,
                  moderation: ModerationService, uploads: UploadStore) -> None:
         self.settings = settings
+        self.model_choice = ModelChoice.from_settings(settings)
         self.repository = repository
         self.guilds = guilds
         self.moderation = moderation
@@ -84,6 +86,10 @@ class JobService:
                     "This server's hosts do not allow that prompt, so it was not queued. "
                     "Please change it and try again."
                 )
+
+        missing = missing_weights(self.model_choice, request.technique)
+        if missing is not None:
+            raise UserFacingError(f"/{request.technique} cannot run on this bot yet. For a host: {missing}")
 
         waiting = await self.repository.count_with_status(JobStatus.QUEUED, user_id=request.user_id)
         cap = self.settings.max_queued_per_user

@@ -18,7 +18,8 @@ GUILD = 10
 
 @pytest.fixture
 def service(sessions, tmp_path: Path) -> JobService:
-    settings = Settings(_env_file=None, data_dir=tmp_path, max_queued_per_user=2, max_steps=100, max_size=256)
+    settings = Settings(_env_file=None, data_dir=tmp_path, max_queued_per_user=2, max_steps=100, max_size=256,
+                        clip_model="easel-tiny", clip_pretrained="none")
     return JobService(settings, JobRepository(sessions), GuildService(sessions), ModerationService(sessions),
                       UploadStore(tmp_path / "uploads", max_bytes=100_000, max_pixels=1_000_000))
 
@@ -117,3 +118,14 @@ async def test_jobs_go_to_the_workshop_channel_when_one_is_set(service, sessions
     await GuildService(sessions).update(GUILD, workshop_channel_id=777)
     receipt = await service.submit(request(channel_id=20))
     assert receipt.job.channel_id == 777
+
+
+async def test_a_technique_without_its_weights_is_refused_with_the_fix(sessions, tmp_path):
+    settings = Settings(_env_file=None, data_dir=tmp_path, clip_pretrained="laion2b_s34b_b79k", clip_model="ViT-B-32",
+                        vgg_weights="none")
+    service = JobService(settings, JobRepository(sessions), GuildService(sessions), ModerationService(sessions),
+                         UploadStore(tmp_path / "uploads", max_bytes=100_000, max_pixels=1_000_000))
+    with pytest.raises(UserFacingError, match="weights download"):
+        await service.submit(request())
+    assert await service.repository.count_with_status(JobStatus.QUEUED) == 0
+    assert (await service.submit(request(technique="cppn", text="--size 32 --steps 2"))).job.technique == "cppn"
