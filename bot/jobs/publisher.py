@@ -123,14 +123,14 @@ class DiscordPublisher:
         live = LiveStatus(job=job, next_keyframe=job.keyframes_posted)
         self.live[job.id] = live
         live.task = asyncio.create_task(self._keep_status_fresh(live), name=f"easel-status-{job.id}")
-        await self.open_views(job)
-        live.job = await self.repository.get(job.id) or job
         try:
+            await self.open_views(job)
+            live.job = await self.repository.get(job.id) or job
             await self._edit_status(live.job, attachments=[],
                                     embed=status_embed(live.job, text=running_text(0, job.total_steps, None, None)))
         finally:
             live.last_edit_at = time.monotonic()  # the throttle counts this edit too
-            live.views_ready.set()
+            live.views_ready.set()  # even without views: keyframes waiting on them give up rather than hang
 
     def job_progress(self, job: Job, event: ProgressEvent) -> None:
         live = self.live.get(job.id)
@@ -154,6 +154,8 @@ class DiscordPublisher:
     async def _post_keyframe(self, live: LiveStatus, number: int, event: ProgressEvent) -> None:
         await live.views_ready.wait()
         job = live.job
+        if job.thread_id is None:
+            return
         try:
             file = discord.File(png_bytes(event.preview), filename=f"easel-{job.id}-step-{event.step}.png")
             await self._channel(job.thread_id).send(  # type: ignore[arg-type]

@@ -38,7 +38,15 @@ def receipt_text(receipt: Receipt, thread_id: int | None) -> str:
 
 async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: Receipt) -> None:
     """Opens the new job's thread and tells its author where it is in the queue."""
-    thread_id = await interaction.client.publisher.open_views(receipt.job, (receipt.position, receipt.wait_seconds))
+    try:
+        thread_id = await interaction.client.publisher.open_views(receipt.job, (receipt.position, receipt.wait_seconds))
+    except discord.Forbidden:
+        log.warning("job %s: no permission to post in channel %s", receipt.job.id, receipt.job.channel_id)
+        text = receipt_text(receipt, None) + (
+            f"\nI may not post in <#{receipt.job.channel_id}>, so I cannot show its progress there. The job runs "
+            "anyway: see it with `/job`. A host can give me Send Messages, Create Public Threads and Attach Files.")
+        await interaction.followup.send(text, ephemeral=True)
+        return
     await interaction.followup.send(receipt_text(receipt, thread_id), ephemeral=True)
 
 

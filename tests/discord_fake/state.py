@@ -53,6 +53,7 @@ INVALID_FORM_BODY = 50035
 ALREADY_ACKNOWLEDGED = 40060
 THREAD_ALREADY_CREATED = 160004
 THREAD_LOCKED = 50083
+MISSING_PERMISSIONS = 50013
 INVALID_CHANNEL_TYPE = 50024
 
 MESSAGE_FIELDS = ("content", "embeds", "components", "flags", "message_reference")
@@ -84,6 +85,7 @@ class GuildState:
         self._global_commands: list[dict] = []
         self._guild_commands: dict[int, list[dict]] = {}
         self._thread_failure_code: int | None = None
+        self._channels_closed_to_bot: set[int] = set()
 
         self.roles[self.guild_id] = FakeRole(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0)
         bot_role = self.add_role("Easel", BOT_PERMISSIONS, managed=True)
@@ -158,6 +160,10 @@ class GuildState:
         if guild_id is None:
             return list(self._global_commands)
         return list(self._guild_commands.get(guild_id, []))
+
+    def deny_bot_posting(self, channel_id: int) -> None:
+        """The bot's own messages in this channel answer 403 Missing Permissions, as without Send Messages."""
+        self._channels_closed_to_bot.add(channel_id)
 
     def fail_thread_creation(self, code: int | None = 160006) -> None:
         """Make every later thread creation fail with this Discord error code; None restores success."""
@@ -306,6 +312,8 @@ class GuildState:
         """Post a message; `visible=False` (ephemeral replies) keeps it out of the channel's history."""
         if channel_id not in self._history:
             raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
+        if channel_id in self._channels_closed_to_bot and author is None and webhook_id is None:
+            raise DiscordError(403, MISSING_PERMISSIONS, "Missing Permissions")
         thread = self.threads.get(channel_id)
         if thread is not None and thread.archived:
             if thread.locked:

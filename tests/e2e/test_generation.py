@@ -351,3 +351,12 @@ async def test_an_unknown_job_number_is_answered_privately(fake: FakeDiscord, ea
     response = await fake.wait_for_response(interaction)
     assert response.type == 4 and response.data["flags"] & EPHEMERAL
     assert "no job #4242" in response.data["content"]
+
+
+async def test_a_channel_the_bot_may_not_post_in_still_queues_the_job_and_says_why(fake: FakeDiscord, easel):
+    bot = await easel.start()
+    fake.deny_bot_posting(fake.channel_id)
+    interaction = await imagine(fake, fake.add_member("student"), "quiet --cutn 2", steps=2, size=32)
+    assert interaction.original.ephemeral and "may not post" in interaction.original.content
+    job = await wait_for_status(fake, bot, job_id_of(interaction), JobStatus.DONE)
+    assert job.final_message_id is None and fake.messages(fake.channel_id) == []
