@@ -74,3 +74,13 @@ def test_secrets_are_redacted_from_log_records():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("https://a/b?token=s3cr3t",), None)
     RedactSecrets(["s3cr3t"]).filter(record)
     assert "s3cr3t" not in record.getMessage() and "[redacted]" in record.getMessage()
+
+
+def test_env_example_lists_every_setting_with_its_default():
+    lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
+    listed = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert set(listed) == {name.upper() for name in Settings.model_fields}
+    defaults = Settings(_env_file=None)
+    for name, field in Settings.model_fields.items():
+        if listed[name.upper()] and field.default is not None:
+            assert listed[name.upper()].lower() == str(getattr(defaults, name)).lower(), name

@@ -123,7 +123,10 @@ class JobService:
         if self.runner is not None:
             self.runner.wake()
         position, wait = await self.position_of(job.id)
-        return Receipt(job=job, position=position, wait_seconds=wait, notes=parsed.notes)
+        notes = list(parsed.notes)
+        if config is not None and config.queue_paused:
+            notes.append("The hosts paused this server's queue: your job starts when they resume it.")
+        return Receipt(job=job, position=position, wait_seconds=wait, notes=notes)
 
     def limits_for(self, config: GuildConfig | None) -> Limits:
         """The bot's limits, lowered by the guild's own where its hosts set them."""

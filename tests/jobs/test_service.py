@@ -129,3 +129,9 @@ async def test_a_technique_without_its_weights_is_refused_with_the_fix(sessions,
         await service.submit(request())
     assert await service.repository.count_with_status(JobStatus.QUEUED) == 0
     assert (await service.submit(request(technique="cppn", text="--size 32 --steps 2"))).job.technique == "cppn"
+
+
+async def test_a_job_queued_while_the_queue_is_paused_says_so(service, sessions):
+    await GuildService(sessions).update(GUILD, queue_paused=True)
+    receipt = await service.submit(request())
+    assert any("paused" in note for note in receipt.notes)
