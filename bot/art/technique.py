@@ -59,13 +59,16 @@ def param(
     choices: tuple[str, ...] | None = None,
     flag: str | None = None,
     limit: str | None = None,
+    image: bool = False,
 ) -> Any:
     """A config field with what the parser needs to validate it.
 
     `flag` is the inline flag name when it differs from the field name (`--no` for
-    `negative`); `limit` names a per-guild limit that caps the field (`"steps"` or `"size"`).
+    `negative`); `limit` names a per-guild limit that caps the field (`"steps"` or `"size"`);
+    `image` marks a field that holds the path of an input image.
     """
     return field(
         default=default,
-        metadata={"help": help, "min": min, "max": max, "choices": choices, "flag": flag, "limit": limit},
+        metadata={"help": help, "min": min, "max": max, "choices": choices, "flag": flag, "limit": limit,
+                  "image": image},
     )

@@ -111,6 +111,7 @@ class JobService:
             parsed = parse_job(request.technique, options, limits=limits, text=request.text, seed=request.seed)
         except SpecError as error:
             raise UserFacingError(str(error)) from None
+        self._check_image_paths(parsed.spec)
 
         # With a workshop channel configured, every job's thread goes there, wherever it was asked for.
         channel_id = (config and config.workshop_channel_id) or request.channel_id
@@ -127,6 +128,16 @@ class JobService:
         if config is not None and config.queue_paused:
             notes.append("The hosts paused this server's queue: your job starts when they resume it.")
         return Receipt(job=job, position=position, wait_seconds=wait, notes=notes)
+
+    def _check_image_paths(self, spec: JobSpec) -> None:
+        """Input images must be uploads or earlier results: a path typed in a flag would read the server's files."""
+        allowed = [self.uploads.folder.resolve(), (self.settings.data_dir / "results").resolve()]
+        for name, value in spec.image_paths().items():
+            if not any(Path(value).resolve().is_relative_to(folder) for folder in allowed):
+                raise UserFacingError(
+                    f"`{name}` takes an image you attach, not a file name: attach it with the command's "
+                    f"`{name}` option."
+                )
 
     def limits_for(self, config: GuildConfig | None) -> Limits:
         """The bot's limits, lowered by the guild's own where its hosts set them."""

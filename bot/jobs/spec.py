@@ -27,6 +27,14 @@ class JobSpec:
         config_type = get_technique(data["technique"]).config_type
         return cls(technique=data["technique"], config=config_type(**data["config"]), seed=int(data["seed"]))
 
+    def image_paths(self) -> dict[str, str]:
+        """The input images this job reads, by field name (fields declared with `param(image=True)`)."""
+        return {
+            field.name: getattr(self.config, field.name)
+            for field in dataclasses.fields(self.config)
+            if field.metadata.get("image") and getattr(self.config, field.name) is not None
+        }
+
     def describe(self) -> str:
         """Short human text: the technique, the seed, the steps and size and every non-default parameter."""
         parts = [self.technique, f"seed {self.seed}"]
@@ -35,9 +43,9 @@ class JobSpec:
             always = field.metadata.get("limit") is not None  # steps and size are always worth showing
             if value is None or (value == field.default and not always):
                 continue
+            if field.metadata.get("image"):
+                value = Path(value).name  # an input image: its name, not where the server keeps it
             if isinstance(value, str):
-                if Path(value).suffix and Path(value).is_file():
-                    value = Path(value).name  # an input image: its name, not where the server keeps it
                 value = repr(value if len(value) <= 80 else value[:77] + "...")
             parts.append(f"{(field.metadata.get('flag') or field.name).replace('_', '-')}={value}")
         return " · ".join(parts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 import discord
 
@@ -79,7 +78,7 @@ def parameters_text(job: Job) -> str:
     """The job's parameters and the `render` command that makes the same image again."""
     spec = JobSpec.from_dict(job.spec)
     config = job.spec["config"]
-    image_fields = [name for name, value in config.items() if isinstance(value, str) and Path(value).suffix == ".png"]
+    image_fields = list(spec.image_paths())
     flags = " ".join(
         f"--{name.replace('_', '-')} {shlex.quote(str(value))}"
         for name, value in config.items()

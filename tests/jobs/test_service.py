@@ -135,3 +135,10 @@ async def test_a_job_queued_while_the_queue_is_paused_says_so(service, sessions)
     await GuildService(sessions).update(GUILD, queue_paused=True)
     receipt = await service.submit(request())
     assert any("paused" in note for note in receipt.notes)
+
+
+@pytest.mark.parametrize("text", ["a cat --init-image /etc/hostname", "a cat --image-prompt ../../etc/passwd"])
+async def test_a_file_name_typed_in_a_flag_is_refused(service, text):
+    with pytest.raises(UserFacingError, match="attach"):
+        await service.submit(request(text=text))
+    assert await service.repository.count_with_status(JobStatus.QUEUED) == 0

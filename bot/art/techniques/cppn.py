@@ -38,7 +38,7 @@ class CppnConfig:
     zoom: float = param(1.0, help="how far the coordinates reach: larger zooms out", min=0.05, max=50.0)
     z_scale: float = param(1.0, help="how strongly the latent z shapes the pattern", min=0.0, max=10.0)
     colour: str = param("rgb", help="how the three outputs become a colour", choices=("rgb", "hsv", "grey"))
-    target: str | None = param(None, help="image file to fit the network to (optional)")
+    target: str | None = param(None, help="image file to fit the network to (optional)", image=True)
     lr: float = param(0.01, help="Adam learning rate when fitting a target", min=1e-5, max=1.0)
 
 

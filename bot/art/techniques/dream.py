@@ -28,7 +28,7 @@ PREVIEW_SIDE = 256
 
 @dataclass(frozen=True)
 class DreamConfig:
-    image: str = param(None, help="image file to dream on")
+    image: str = param(None, help="image file to dream on", image=True)
     layer: str = param("relu4_3", help="VGG16 layer to amplify: early layers give textures, deep ones shapes",
                        choices=VGG16_LAYERS)
     octaves: int = param(4, help="scales to dream at, smallest first", min=1, max=8)

@@ -49,11 +49,11 @@ class ImagineConfig:
     cutn: int = config_param(32, min=1, max=128, help="random cutouts CLIP looks at each step")
     lr: float = config_param(0.05, min=1e-4, max=1.0, help="Adam learning rate")
     tv_weight: float = config_param(0.05, min=0.0, max=10.0, help="smoothness: total variation weight")
-    init_image: str | None = config_param(None, help="an image file to start from")
+    init_image: str | None = config_param(None, help="an image file to start from", image=True)
     init_strength: float = config_param(
         0.5, min=0.0, max=1.0, help="how much of the init image to start with"
     )
-    image_prompt: str | None = config_param(None, help="an image file whose look to aim for as well")
+    image_prompt: str | None = config_param(None, help="an image file whose look to aim for as well", image=True)
     image_prompt_weight: float = config_param(
         1.0, min=-10.0, max=10.0, help="weight of the image prompt (negative pushes away)"
     )

@@ -30,7 +30,7 @@ PREVIEW_SIDE = 256
 
 @dataclass(frozen=True)
 class NcaConfig:
-    target: str = param(None, help="image to grow (transparent PNG or emoji works best)")
+    target: str = param(None, help="image to grow (transparent PNG or emoji works best)", image=True)
     steps: int = param(800, help="training steps", min=1, max=20000, limit="steps")
     size: int = param(512, help="side of the result image in pixels", min=16, max=4096, limit="size")
     grid: int = param(48, help="cells per side; the target is drawn inside with a margin", min=12, max=128)

@@ -27,8 +27,8 @@ RANDOM_WEIGHTS_NOTE = "VGG16 weights are random: this shows the method, not a re
 
 @dataclass(frozen=True)
 class StyleConfig:
-    content: str = param(None, help="image file whose layout to keep")
-    style: str = param(None, help="image file whose textures and colours to paint with")
+    content: str = param(None, help="image file whose layout to keep", image=True)
+    style: str = param(None, help="image file whose textures and colours to paint with", image=True)
     steps: int = param(300, help="optimisation steps", min=1, max=10000, limit="steps")
     size: int = param(512, help="longest side of the result in pixels", min=MIN_SIDE, max=4096, limit="size")
     style_weight: float = param(1e6, help="how strongly to match the style", min=0.0, max=1e12)
