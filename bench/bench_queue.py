@@ -47,7 +47,7 @@ from bot.endpoints import configure_discord_endpoints
 from bot.jobs.repository import JobRepository
 from bot.jobs.runner import JobRunner
 from bot.jobs.spec import JobSpec
-from bot.jobs.worker import GpuWorker, JobOutput, ProgressEvent
+from bot.jobs.worker import GpuWorker, ProgressEvent
 from models import Job, JobStatus
 from tests.discord_fake import FakeDiscord, FakeInteraction
 from tests.e2e.conftest import READY_TIMEOUT, RunningBot, bot_settings
@@ -255,7 +255,7 @@ class CountingViews:
     def job_progress(self, job: Job, event: ProgressEvent) -> None:
         pass
 
-    async def job_done(self, job: Job, output: JobOutput) -> None:
+    async def job_done(self, job: Job) -> None:
         self.done += 1
         self.last_done = time.monotonic()
         self.dones.append(self.last_done)

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -19,6 +20,9 @@ from bot.log import setup_logging
 from bot.render_cli import add_render_command
 from bot.settings import Settings
 from bot.weights_cli import add_weights_command
+
+if TYPE_CHECKING:
+    from bot.client import Easel
 
 log = logging.getLogger("bot")
 
@@ -59,15 +63,15 @@ async def run_bot(settings: Settings, token: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
-            loop.add_signal_handler(signum, lambda s=signum: _request_shutdown(bot, s))
+            loop.add_signal_handler(signum, lambda s=signum: _request_shutdown(bot, s))  # type: ignore[misc]
     async with bot:
         await bot.start(token)
     log.info("Easel stopped")
 
 
-def _request_shutdown(bot: object, signum: int) -> None:
+def _request_shutdown(bot: Easel, signum: int) -> None:
     log.info("received %s: stopping after the current step", signal.Signals(signum).name)
-    asyncio.get_running_loop().create_task(bot.close())  # type: ignore[attr-defined]
+    bot.request_close()
 
 
 def command_run(args: argparse.Namespace) -> int:

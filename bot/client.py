@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -20,14 +21,13 @@ from bot.errors import UserFacingError
 from bot.guilds import GuildService
 from bot.jobs.publisher import DiscordPublisher
 from bot.jobs.repository import JobRepository
-from bot.jobs.runner import JobRunner
+from bot.jobs.runner import SHUTDOWN_VIEWS_SECONDS, JobRunner
 from bot.jobs.service import JobService
 from bot.jobs.uploads import UploadStore
 from bot.jobs.worker import GpuWorker
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from bot.state import AppStateStore
-from bot.ui.checks import is_host
 from bot.ui.views import BUTTONS
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,8 @@ class Easel(commands.Bot):
         self.publisher = DiscordPublisher(self, self.job_repository, settings)
         self.jobs.views = self.publisher
         self.runner: JobRunner | None = None
+        self.delivering: asyncio.Task[None] | None = None  # posts that a restart or an outage held back
+        self._shutdown: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         await db.upgrade(self.engine)
@@ -122,24 +124,27 @@ class Easel(commands.Bot):
         await self.connect(reconnect=reconnect)
 
     async def start_worker(self) -> None:
-        """Starts the GPU worker and its runner, after putting back jobs a crash left running."""
+        """Starts the GPU worker and its runner, after putting back the jobs a crash left running.
+
+        Results and failure notices that never reached Discord (a crash, an outage) are posted now.
+        """
         worker = GpuWorker(ModelChoice.from_settings(self.settings), self.settings.device,
                            self.settings.data_dir / "results", self.settings.progress_every)
         self.runner = JobRunner(self.job_repository, worker, self.publisher, self.wait_until_ready)
         self.jobs.runner = self.runner
         requeued, failed = await self.job_repository.recover_interrupted()
-        if requeued:
-            log.info("put %d interrupted job(s) back in the queue: %s", len(requeued), [job.id for job in requeued])
-        for job in failed:
+        if requeued or failed:
+            log.info("after a restart: jobs %s back in the queue, jobs %s failed",
+                     [job.id for job in requeued], [job.id for job in failed])
+        for job in requeued:
             try:
-                await self.publisher.job_failed(job, job.error or "The bot stopped while this job ran.")
+                await self.publisher.job_requeued(job)
             except discord.HTTPException:
-                log.exception("could not post the failure notice of job %s", job.id)
+                log.warning("job %s: could not update its status message", job.id)
+        missed = await self.job_repository.undelivered()
+        self.delivering = asyncio.create_task(self.publisher.deliver_missed(missed), name="easel-deliver-missed")
         self.runner.start()
         log.info("GPU worker on %s; %s", worker.device, "; ".join(worker.describe()))
-
-    async def is_host(self, interaction: discord.Interaction) -> bool:
-        return await is_host(interaction)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Registers the slash commands when they changed since the last registration.
@@ -172,9 +177,20 @@ class Easel(commands.Bot):
         log.info("connected as %s (%s) to %d guilds", self.user, self.user and self.user.id, len(self.guilds))
 
     async def close(self) -> None:
-        """Stops the running job between steps (it stays queued), then disconnects."""
+        """Stops the running job between steps (it stays queued), then disconnects. Safe to call twice."""
+        self.request_close()
+        await self._shutdown  # type: ignore[misc]
+
+    def request_close(self) -> None:
+        """Starts the shutdown without waiting for it (for signal handlers)."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.create_task(self._shut_down(), name="easel-shutdown")
+
+    async def _shut_down(self) -> None:
         if self.runner is not None:
             await self.runner.stop()
+        if self.delivering is not None:
+            await asyncio.wait({self.delivering}, timeout=SHUTDOWN_VIEWS_SECONDS)
         await self.publisher.close()
         await super().close()
         await self.engine.dispose()

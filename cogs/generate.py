@@ -13,9 +13,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
-from bot.jobs.service import JobRequest
-from bot.ui.embeds import format_duration, result_embed
-from bot.ui.views import answer_with_receipt, result_view
+from bot.jobs.service import JobRequest, JobStatus
+from bot.ui.checks import host_guild, is_host
+from bot.ui.embeds import place_text, result_embed
+from bot.ui.views import answer_with_receipt, job_channel_id, result_view
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -44,8 +45,8 @@ class Generate(commands.Cog):
         images = {name: await read_attachment(name, attachment, self.bot.settings.max_upload_bytes)
                   for name, attachment in (attachments or {}).items() if attachment is not None}
         request = JobRequest(
-            technique=technique, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id, is_host=await self.bot.is_host(interaction),
+            technique=technique, user_id=interaction.user.id, channel_id=job_channel_id(interaction),
+            guild_id=interaction.guild_id, is_host=await is_host(interaction),
             options=options, text=text, images=images, seed=seed,
         )
         await answer_with_receipt(interaction, await self.bot.jobs.submit(request))
@@ -114,9 +115,8 @@ class Generate(commands.Cog):
         lines = [f"{view.queue_length} job{'s' if view.queue_length != 1 else ''} waiting in the queue."]
         if view.running:
             lines.append(f"Running now: job #{view.running.id} ({view.running.technique}).")
-        for job, position, wait in view.mine:
-            where = ("running now" if position is None
-                     else f"position {position}, starts in about {format_duration(wait)}")
+        for job, place in view.mine:
+            where = "running now" if job.status == JobStatus.RUNNING else place_text(place)
             lines.append(f"• #{job.id} {job.technique}: {job.title} · {where}")
         if not view.mine:
             lines.append("You have no jobs waiting. Start one with /imagine.")
@@ -131,28 +131,31 @@ class Generate(commands.Cog):
             if latest is None:
                 raise UserFacingError("You have no queued or running jobs to cancel.")
             job = latest.id
-        _, message = await self.bot.jobs.cancel(job, interaction.user.id, await self.bot.is_host(interaction))
+        _, message = await self.bot.jobs.cancel(job, interaction.user.id, await host_guild(interaction))
         await interaction.followup.send(message, ephemeral=True)
 
     @app_commands.command(name="job", description="Show a job again, with its result and buttons")
     @app_commands.describe(id="The job number")
     async def job(self, interaction: discord.Interaction[Easel], id: int) -> None:
-        job = await self.bot.jobs.get(id)  # a quick local lookup first, so a wrong number is answered privately
+        # A quick local lookup before the public defer, so a wrong number is answered privately.
+        job = await self.bot.jobs.visible_job(id, interaction.user.id, interaction.guild_id)
         await interaction.response.defer(thinking=True)
         if job.result_path is None:
-            position, wait = await self.bot.jobs.position_of(job.id)
-            where = f"position {position}, starts in about {format_duration(wait)}" if position else str(job.status)
+            where = str(job.status) if job.status != JobStatus.QUEUED else place_text(await self.bot.jobs.place_of(job))
             text = f"Job #{job.id} ({job.technique}): {job.title} · {where}"
             if job.error:
                 text += f"\n{job.error}"
-            await interaction.followup.send(text)
+            await interaction.followup.send(text[:2000])
             return
         try:
             files, image_name = await asyncio.to_thread(self.bot.publisher.result_files, job,
                                                         interaction.filesize_limit)
-        except FileNotFoundError:
-            await interaction.followup.send(f"Job #{job.id} is done, but its image is no longer stored here.")
-            return
+        except Exception as error:
+            # The public "thinking" message would carry the error: take it away and answer privately.
+            await interaction.delete_original_response()
+            if isinstance(error, FileNotFoundError):
+                raise UserFacingError(f"Job #{job.id} is done, but its image is no longer stored here.") from None
+            raise
         await interaction.followup.send(embed=result_embed(job, image_name), files=files,
                                         view=result_view(job.id, job.technique))
 

@@ -19,12 +19,13 @@ import discord
 from PIL import Image
 
 from bot.art.imagefiles import encode_animation_for_upload, encode_for_upload, safe_filename
-from bot.jobs.repository import JobRepository
-from bot.jobs.worker import JobOutput, ProgressEvent
+from bot.jobs.repository import FINISHED, JobRepository
+from bot.jobs.service import Place
+from bot.jobs.worker import ProgressEvent
 from bot.settings import Settings
-from bot.ui.embeds import queued_text, result_embed, running_text, status_embed
+from bot.ui.embeds import place_text, result_embed, running_text, status_embed
 from bot.ui.views import result_view, status_view
-from models import Job
+from models import Job, JobStatus
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -46,8 +47,6 @@ class LiveStatus:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     views_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the thread and status message exist
     last_edit_at: float = 0.0
-    edits: int = 0
-    frames_seen: int = 0
     next_keyframe: int = 0
     task: asyncio.Task[None] | None = None
     pending: set[asyncio.Task[None]] = field(default_factory=set)  # keyframe posts under way
@@ -63,27 +62,31 @@ class DiscordPublisher:
 
     # --- the thread and the status message --------------------------------------------------------
 
-    async def open_views(self, job: Job, place: tuple[int, float] | None = None) -> int:
+    async def open_views(self, job: Job, place: Place | None = None) -> int:
         """Makes sure the job has its thread and status message; returns the id of the thread (or channel).
 
         The command that queued the job and the runner that starts it may both call this at once:
         the lock makes the second wait and reuse what the first made.
         """
-        lock = self._opening.setdefault(job.id, asyncio.Lock())
-        async with lock:
+        async with self._lock(job.id):
             return await self._open_views(job, place)
 
-    async def _open_views(self, job: Job, place: tuple[int, float] | None) -> int:
-        """`place` is the job's (position, seconds to wait) when the caller already knows it."""
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        """Serialises the making and the final edits of one job's views."""
+        return self._opening.setdefault(job_id, asyncio.Lock())
+
+    async def _open_views(self, job: Job, place: Place | None) -> int:
+        """`place` is the job's place in the queue when the caller already knows it."""
         job = await self.repository.get(job.id) or job
         if job.thread_id is None:
             job.thread_id = await self._open_thread(job)
             await self.repository.update_views(job.id, thread_id=job.thread_id)
         if job.status_message_id is None:
-            position, wait = place or await self.bot.jobs.position_of(job.id)
-            text = queued_text(job, position, wait) if position else "Starting…"
+            finished = job.status in FINISHED
+            text = f"{job.status}." if finished else place_text(place or await self.bot.jobs.place_of(job))
             message = await self._channel(job.thread_id).send(
-                embed=status_embed(job, text=text), view=status_view(job.id), allowed_mentions=NO_PINGS,
+                embed=status_embed(job, text=text.capitalize() if finished else text),
+                view=None if finished else status_view(job.id), allowed_mentions=NO_PINGS,
             )
             job.status_message_id = message.id
             await self.repository.update_views(job.id, status_message_id=message.id)
@@ -137,7 +140,6 @@ class DiscordPublisher:
         if live is None:
             return
         live.latest = event
-        live.frames_seen += 1
         live.changed.set()
         keyframe_step = self._keyframe_step(live.next_keyframe, event.total)
         if keyframe_step is not None and event.step >= keyframe_step:
@@ -157,7 +159,8 @@ class DiscordPublisher:
         if job.thread_id is None:
             return
         try:
-            file = discord.File(png_bytes(event.preview), filename=f"easel-{job.id}-step-{event.step}.png")
+            image = await asyncio.to_thread(png_bytes, event.preview)
+            file = discord.File(image, filename=f"easel-{job.id}-step-{event.step}.png")
             await self._channel(job.thread_id).send(  # type: ignore[arg-type]
                 f"Step {event.step}/{event.total}", file=file, allowed_mentions=NO_PINGS,
             )
@@ -179,14 +182,14 @@ class DiscordPublisher:
             elapsed = time.monotonic() - live.started_at
             eta = elapsed / event.step * (event.total - event.step) if event.step else None
             name = f"easel-{live.job.id}-preview.png"
+            preview = await asyncio.to_thread(png_bytes, event.preview)
             try:
                 await self._edit_status(
                     live.job,
                     embed=status_embed(live.job, text=running_text(event.step, event.total, eta,
                                                                   event.metrics.get("loss")), preview_file=name),
-                    attachments=[discord.File(png_bytes(event.preview), filename=name)],
+                    attachments=[discord.File(preview, filename=name)],
                 )
-                live.edits += 1
             except discord.HTTPException as error:
                 # discord.py already waited out 429s; anything else (30046: too many edits of an old
                 # message) means slow down.
@@ -214,18 +217,19 @@ class DiscordPublisher:
         for job_id in list(self.live):
             await self._stop_live(job_id, finish_keyframes=False)
 
-    async def job_done(self, job: Job, output: JobOutput) -> None:
+    async def job_done(self, job: Job) -> None:
+        """The result in the job's thread, once: a job whose result was posted before is left alone."""
         await self._stop_live(job.id)
         await self.open_views(job)
-        job = await self.repository.get(job.id) or job
-        await self._edit_status(
-            job, embed=status_embed(job, text=f"Done in {output.result.steps_done} steps. The result is below."),
-            attachments=[], view=None,
-        )
-        if job.final_message_id is not None:
-            return  # posted before a restart: never twice
-        message = await self.post_result(job, self._channel(job.thread_id), mention=True)  # type: ignore[arg-type]
-        await self.repository.update_views(job.id, final_message_id=message.id)
+        async with self._lock(job.id):
+            job = await self.repository.get(job.id) or job
+            steps = (job.metrics or {}).get("steps_done", job.total_steps)
+            await self._edit_status(job, embed=status_embed(job, text=f"Done in {steps} steps. The result is below."),
+                                    attachments=[], view=None)
+            if job.final_message_id is None:
+                message = await self.post_result(job, self._channel(job.thread_id), mention=True)  # type: ignore[arg-type]
+                await self.repository.update_views(job.id, final_message_id=message.id)
+        self._opening.pop(job.id, None)
 
     async def post_result(self, job: Job, destination: discord.abc.Messageable, *, mention: bool) -> discord.Message:
         """The final image, the animation, the loss chart, the parameters and the buttons."""
@@ -264,24 +268,43 @@ class DiscordPublisher:
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
     async def job_failed(self, job: Job, message: str) -> None:
+        """Tells the author, once, why the job failed."""
         await self._stop_live(job.id)
-        job = await self.repository.get(job.id) or job
-        if job.thread_id is None:
-            with contextlib.suppress(discord.HTTPException):
-                await self.open_views(job)
+        with contextlib.suppress(discord.HTTPException):
+            await self.open_views(job)
+        async with self._lock(job.id):
             job = await self.repository.get(job.id) or job
-        await self._edit_status(job, embed=status_embed(job, text=f"Failed: {message}"), attachments=[], view=None)
-        if job.failure_notice_message_id is None and job.thread_id is not None:
-            notice = await self._channel(job.thread_id).send(
-                f"<@{job.user_id}> job #{job.id} failed: {message}",
-                allowed_mentions=discord.AllowedMentions(users=True),
-            )
-            await self.repository.update_views(job.id, failure_notice_message_id=notice.id)
+            await self._edit_status(job, embed=status_embed(job, text=f"Failed: {message}"), attachments=[], view=None)
+            if job.failure_notice_message_id is None and job.thread_id is not None:
+                notice = await self._channel(job.thread_id).send(
+                    f"<@{job.user_id}> job #{job.id} failed: {message}",
+                    allowed_mentions=discord.AllowedMentions(users=True),
+                )
+                await self.repository.update_views(job.id, failure_notice_message_id=notice.id)
+        self._opening.pop(job.id, None)
 
     async def job_cancelled(self, job: Job) -> None:
         await self._stop_live(job.id)
-        job = await self.repository.get(job.id) or job
-        await self._edit_status(job, embed=status_embed(job, text="Cancelled."), attachments=[], view=None)
+        async with self._lock(job.id):  # after the views being made, if any: they then say "Cancelled"
+            job = await self.repository.get(job.id) or job
+            await self._edit_status(job, embed=status_embed(job, text="Cancelled."), attachments=[], view=None)
+        self._opening.pop(job.id, None)
+
+    async def job_requeued(self, job: Job) -> None:
+        """After a restart cut a job short: its status message says it waits again."""
+        await self._edit_status(job, embed=status_embed(job, text="Back in the queue after a restart."),
+                                attachments=[], view=status_view(job.id))
+
+    async def deliver_missed(self, jobs: list[Job]) -> None:
+        """Results and failure notices that a restart or a Discord outage kept from being posted."""
+        for job in jobs:
+            try:
+                if job.status == JobStatus.DONE:
+                    await self.job_done(job)
+                else:
+                    await self.job_failed(job, job.error or "The job failed.")
+            except discord.HTTPException:
+                log.warning("job %s: still cannot post its outcome", job.id, exc_info=True)
 
 
 def png_bytes(image: Image.Image) -> io.BytesIO:

@@ -6,7 +6,7 @@ cannot become running) and is atomic: it updates the row only if it still has th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -69,7 +69,7 @@ class JobRepository:
     async def update_views(self, job_id: int, **message_ids: int | None) -> None:
         """Records the Discord thread and messages that show a job (thread_id, status_message_id, ...)."""
         allowed = {"thread_id", "status_message_id", "keyframes_posted", "final_message_id",
-                   "failure_notice_message_id", "progress_step", "total_steps"}
+                   "failure_notice_message_id"}
         if not set(message_ids) <= allowed:
             raise ValueError(f"not a view field: {sorted(set(message_ids) - allowed)}")
         async with self.sessions.begin() as session:
@@ -132,6 +132,18 @@ class JobRepository:
             else:
                 requeued.append(await self.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED))
         return requeued, failed
+
+    async def undelivered(self, since: timedelta = timedelta(days=1)) -> list[Job]:
+        """Jobs finished lately whose result (done) or failure notice (failed) was never posted."""
+        async with self.sessions() as session:
+            query = select(Job).where(
+                Job.finished_at >= utcnow() - since,
+                or_(
+                    (Job.status == JobStatus.DONE) & Job.final_message_id.is_(None),
+                    (Job.status == JobStatus.FAILED) & Job.failure_notice_message_id.is_(None),
+                ),
+            ).order_by(Job.id)
+            return list((await session.execute(query)).scalars().all())
 
     async def count_with_status(self, status: JobStatus, *, user_id: int | None = None) -> int:
         query = select(func.count()).select_from(Job).where(Job.status == status)

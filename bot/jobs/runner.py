@@ -13,35 +13,37 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Protocol
 
-import torch
-
 from bot.art.imagefiles import ImageRejected
 from bot.art.technique import MissingWeightsError
+from bot.jobs.parser import SpecError
 from bot.jobs.repository import JobRepository
 from bot.jobs.spec import JobSpec
-from bot.jobs.worker import GpuWorker, JobOutput, ProgressEvent
+from bot.jobs.worker import GpuWorker, JobFailed, ProgressEvent
 from models import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 5.0  # a safety net; new jobs wake the runner at once
 SHUTDOWN_VIEWS_SECONDS = 15.0  # how long a shutdown waits for posts to Discord that are under way
+MAX_EXPLANATION_CHARS = 300
 
 
 class JobViews(Protocol):
     async def job_started(self, job: Job) -> None: ...
     def job_progress(self, job: Job, event: ProgressEvent) -> None: ...  # called on the loop; must not block
-    async def job_done(self, job: Job, output: JobOutput) -> None: ...
+    async def job_done(self, job: Job) -> None: ...
     async def job_failed(self, job: Job, message: str) -> None: ...
     async def job_cancelled(self, job: Job) -> None: ...
 
 
 def explain_failure(error: BaseException) -> str:
-    """A short explanation for the job's author; the log keeps the traceback."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return "The GPU ran out of memory. Try a smaller size, fewer cutouts (--cutn) or fewer steps."
-    if isinstance(error, MissingWeightsError | ImageRejected | ValueError):
-        return str(error)
+    """A short explanation for the job's author; the log keeps the traceback.
+
+    Only errors written for people pass their message on; anything else could show internals.
+    """
+    if isinstance(error, JobFailed | MissingWeightsError | ImageRejected | SpecError):
+        message = str(error)
+        return message if len(message) <= MAX_EXPLANATION_CHARS else message[: MAX_EXPLANATION_CHARS - 1] + "…"
     return f"The job failed with {type(error).__name__}. A host can find the details in the bot's log."
 
 
@@ -57,6 +59,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._cancel_flags: dict[int, threading.Event] = {}
+        self._cancelled_by_people: set[int] = set()  # job ids; a person's cancel beats a shutdown's
         self._task: asyncio.Task[None] | None = None
         self._showing: dict[int, asyncio.Task[None]] = {}  # per job, its latest view update
         self._connected = False
@@ -68,13 +71,12 @@ class JobRunner:
         """Tells the runner that a job was queued or a guild resumed."""
         self._wake.set()
 
-    def cancel_running(self, job_id: int) -> bool:
-        """Asks the running job to stop before its next step; False if it is not running here."""
+    def cancel(self, job_id: int) -> None:
+        """Asks a running job to stop before its next step (also when it is only about to start)."""
+        self._cancelled_by_people.add(job_id)
         flag = self._cancel_flags.get(job_id)
-        if flag is None:
-            return False
-        flag.set()
-        return True
+        if flag is not None:
+            flag.set()
 
     async def stop(self) -> None:
         """Stops the running job between steps (it goes back to the queue) and ends the loop."""
@@ -105,10 +107,17 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
                 continue
-            await self._run_one(job)
+            try:
+                await self._run_one(job)
+            except Exception:
+                # Recording the outcome failed (the database, say). The row stays `running`, so the
+                # next start puts it back in the queue; this loop goes on with the next job.
+                log.exception("could not record the outcome of job %s", job.id)
 
     async def _run_one(self, job: Job) -> None:
         cancel = threading.Event()
+        if self._stopping or job.id in self._cancelled_by_people:
+            cancel.set()  # asked to stop while it was being claimed: it ends before its first step
         self._cancel_flags[job.id] = cancel
         self.current, self.current_step = job, (0, job.total_steps)
         try:
@@ -127,22 +136,23 @@ class JobRunner:
                 self._show(job.id, self.views.job_failed(failed, message))
                 return
 
-            if output.result.cancelled and self._stopping:
-                # A clean shutdown is not a crash: the job goes back to the queue as it was.
-                await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED,
-                                                 attempts=max(0, job.attempts - 1))
-            elif output.result.cancelled:
+            if output.result.cancelled and job.id in self._cancelled_by_people:
                 cancelled = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED)
                 self._show(job.id, self.views.job_cancelled(cancelled))
+            elif output.result.cancelled:
+                # Stopped by a shutdown, which is not a crash: the job goes back to the queue as it was.
+                await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED,
+                                                 attempts=max(0, job.attempts - 1))
             else:
                 done = await self.repository.transition(
                     job.id, JobStatus.RUNNING, JobStatus.DONE,
                     result_path=str(output.image_path), animation_path=str(output.animation_path),
                     metrics=output.metrics(), progress_step=output.result.steps_done,
                 )
-                self._show(job.id, self.views.job_done(done, output))
+                self._show(job.id, self.views.job_done(done))
         finally:
             self._cancel_flags.pop(job.id, None)
+            self._cancelled_by_people.discard(job.id)
             self.current = None
 
     def _show(self, job_id: int, update: Coroutine[object, object, None]) -> None:

@@ -6,7 +6,9 @@ says what was wrong and what to do.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +28,8 @@ from models import Job, JobStatus
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobRunner, JobViews
+
+log = logging.getLogger(__name__)
 
 # Where a finished image goes when a job is continued: the field that takes the starting image.
 CONTINUE_FROM_FIELD = {"imagine": "init_image", "dream": "image", "style": "content"}
@@ -49,16 +53,27 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a queued job stands: its position (1 = next) and the seconds until it starts.
+
+    `position` is None when the job is not waiting to run: it started, or its server's queue is paused.
+    """
+
+    position: int | None
+    wait_seconds: float = 0.0
+    paused: bool = False
+
+
+@dataclass(frozen=True)
 class Receipt:
     job: Job
-    position: int  # 1 = next to run
-    wait_seconds: float
+    place: Place
     notes: list[str]
 
 
 @dataclass(frozen=True)
 class QueueView:
-    mine: list[tuple[Job, int | None, float]]  # (job, position or None when running, seconds to wait)
+    mine: list[tuple[Job, Place]]
     queue_length: int
     running: Job | None
 
@@ -92,8 +107,7 @@ class JobService:
             raise UserFacingError(f"/{request.technique} cannot run on this bot yet. For a host: {missing}")
 
         waiting = await self.repository.count_with_status(JobStatus.QUEUED, user_id=request.user_id)
-        cap = self.settings.max_queued_per_user
-        if waiting >= cap and not request.is_host:
+        if waiting >= self.settings.max_queued_per_user:
             raise UserFacingError(
                 f"You already have {waiting} jobs waiting, the most this bot takes from one person. "
                 "Wait for one to start, or cancel one with /cancel."
@@ -102,7 +116,7 @@ class JobService:
         options = dict(request.options)
         try:
             for name, data in request.images.items():
-                options[name] = str(self.uploads.save(data))
+                options[name] = str(await asyncio.to_thread(self.uploads.save, data))  # decoding takes a while
         except ImageRejected as error:
             raise UserFacingError(str(error)) from None
         config = await self.guilds.get(request.guild_id) if request.guild_id is not None else None
@@ -123,11 +137,7 @@ class JobService:
         ))
         if self.runner is not None:
             self.runner.wake()
-        position, wait = await self.position_of(job.id)
-        notes = list(parsed.notes)
-        if config is not None and config.queue_paused:
-            notes.append("The hosts paused this server's queue: your job starts when they resume it.")
-        return Receipt(job=job, position=position, wait_seconds=wait, notes=notes)
+        return Receipt(job=job, place=await self.place_of(job), notes=parsed.notes)
 
     def _check_image_paths(self, spec: JobSpec) -> None:
         """Input images must be uploads or earlier results: a path typed in a flag would read the server's files."""
@@ -147,21 +157,21 @@ class JobService:
             clamp=self.settings.clamp_out_of_range,
         )
 
-    async def position_of(self, job_id: int) -> tuple[int, float]:
-        """(position, seconds until it starts); (0, 0) for a job that is not waiting."""
+    async def place_of(self, job: Job) -> Place:
         running_left = await self._running_seconds_left()  # read before the queue: the job may start meanwhile
-        ordered = await self.repository.queued_in_order(skip_paused=False)
+        ordered = await self.repository.queued_in_order()
         waits = estimated_waits(ordered, running_left)
         for index, queued in enumerate(ordered):
-            if queued.id == job_id:
-                return index + 1, waits[job_id]
-        return 0, 0.0
+            if queued.id == job.id:
+                return Place(index + 1, waits[job.id])
+        config = await self.guilds.get(job.guild_id) if job.guild_id is not None else None
+        return Place(None, paused=bool(config and config.queue_paused and job.status == JobStatus.QUEUED))
 
     async def _running_seconds_left(self) -> float:
         running = await self.repository.running()
         if running is None:
             return 0.0
-        step = running.progress_step
+        step = 0
         if self.runner is not None and self.runner.current is not None and self.runner.current.id == running.id:
             step = self.runner.current_step[0]
         per_step = (await self.repository.seconds_per_step()).get(running.technique, 0.1)
@@ -169,12 +179,20 @@ class JobService:
 
     async def queue_view(self, user_id: int) -> QueueView:
         running_left = await self._running_seconds_left()
-        ordered = await self.repository.queued_in_order(skip_paused=False)
+        ordered = await self.repository.queued_in_order()
         waits = estimated_waits(ordered, running_left)
         positions = {queued.id: index + 1 for index, queued in enumerate(ordered)}
-        mine = [(job, positions.get(job.id), waits.get(job.id, 0.0))
+        mine = [(job, Place(positions.get(job.id), waits.get(job.id, 0.0),
+                            paused=job.status == JobStatus.QUEUED and job.id not in positions))
                 for job in await self.repository.active_for_user(user_id)]
         return QueueView(mine=mine, queue_length=len(ordered), running=await self.repository.running())
+
+    async def visible_job(self, job_id: int, user_id: int, guild_id: int | None) -> Job:
+        """A job that may be shown here: one of this server's, or the person's own."""
+        job = await self.get(job_id)
+        if job.user_id != user_id and job.guild_id != guild_id:
+            raise UserFacingError(f"Job #{job_id} belongs to another server; ask its author to show it.")
+        return job
 
     async def queue_status(self) -> tuple[int, Job | None]:
         """(jobs waiting, the running job) for /about."""
@@ -186,25 +204,35 @@ class JobService:
             raise UserFacingError(f"There is no job #{job_id}. /queue lists your jobs.")
         return job
 
-    async def cancel(self, job_id: int, user_id: int, is_host: bool) -> tuple[Job, str]:
-        """Cancels a queued job at once, or asks a running one to stop after its current step."""
+    async def cancel(self, job_id: int, user_id: int, host_of_guild: int | None) -> tuple[Job, str]:
+        """Cancels a queued job at once, or asks a running one to stop after its current step.
+
+        `host_of_guild` is the guild where the person asking is a host: hosts may cancel that guild's jobs.
+        """
         job = await self.get(job_id)
-        if job.user_id != user_id and not is_host:
-            raise UserFacingError("You can only cancel your own jobs (hosts can cancel any job).")
+        if job.user_id != user_id and (host_of_guild is None or job.guild_id != host_of_guild):
+            raise UserFacingError("You can only cancel your own jobs (hosts can cancel any job of their server).")
         if job.status == JobStatus.QUEUED:
             try:
                 job = await self.repository.transition(job.id, JobStatus.QUEUED, JobStatus.CANCELLED)
             except IllegalTransition:
                 job = await self.get(job_id)  # it started a moment ago: fall through to the running case
             else:
-                if self.views is not None:
-                    await self.views.job_cancelled(job)
+                await self._show_cancelled(job)
                 return job, f"Cancelled job #{job.id}."
-        if job.status == JobStatus.RUNNING:
-            if self.runner is not None and self.runner.cancel_running(job.id):
-                return job, f"Stopping job #{job.id} after its current step."
-            raise UserFacingError(f"Job #{job.id} is starting; try /cancel again in a moment.")
+        if job.status == JobStatus.RUNNING and self.runner is not None:
+            self.runner.cancel(job.id)
+            return job, f"Stopping job #{job.id} after its current step."
         raise UserFacingError(f"Job #{job.id} already finished ({job.status}); there is nothing to cancel.")
+
+    async def _show_cancelled(self, job: Job) -> None:
+        """The cancel is done once the row says so; the status message is best effort."""
+        if self.views is None:
+            return
+        try:
+            await self.views.job_cancelled(job)
+        except Exception:
+            log.warning("job %s: could not show the cancel on Discord", job.id, exc_info=True)
 
     async def latest_active_job(self, user_id: int) -> Job | None:
         active = await self.repository.active_for_user(user_id)

@@ -25,6 +25,10 @@ from bot.art.techniques import get_technique
 from bot.jobs.spec import JobSpec
 
 
+class JobFailed(RuntimeError):
+    """A job failed in a way its author can act on; the message says how."""
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     job_id: int
@@ -84,10 +88,12 @@ class GpuWorker:
     def _run_and_save(self, job_id: int, spec: JobSpec, context: RunContext) -> JobOutput:
         try:
             result = get_technique(spec.technique).run(spec.config, spec.seed, context)
-        except torch.OutOfMemoryError:
+        except torch.OutOfMemoryError as error:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            raise
+            raise JobFailed(
+                "The GPU ran out of memory. Try a smaller size, fewer cutouts (--cutn) or fewer steps."
+            ) from error
         folder = self.results_dir / f"job-{job_id}"
         folder.mkdir(parents=True, exist_ok=True)
         output = JobOutput(

@@ -26,6 +26,11 @@ async def is_host(interaction: discord.Interaction[Easel]) -> bool:
     )
 
 
+async def host_guild(interaction: discord.Interaction[Easel]) -> int | None:
+    """The guild where the person is a host (the interaction's), or None: host powers stop at its border."""
+    return interaction.guild_id if await is_host(interaction) else None
+
+
 def host_only():
     """A check that refuses non-hosts with a message saying who may do it."""
 

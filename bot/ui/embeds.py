@@ -6,6 +6,7 @@ import shlex
 
 import discord
 
+from bot.jobs.service import Place
 from bot.jobs.spec import JobSpec
 from models import Job, JobStatus
 
@@ -33,9 +34,14 @@ def progress_bar(step: int, total: int, width: int = 20) -> str:
     return f"`{'█' * filled}{'░' * (width - filled)}` {fraction:.0%}"
 
 
-def queued_text(job: Job, position: int, wait_seconds: float) -> str:
-    when = "next" if position == 1 and wait_seconds < 1 else f"about {format_duration(wait_seconds)} from now"
-    return f"Waiting in the queue: position {position}, starts {when}."
+def place_text(place: Place) -> str:
+    if place.paused:
+        return "Waiting: the hosts paused this server's queue; it starts when they resume it."
+    if place.position is None:
+        return "Starting now."
+    when = "next" if place.position == 1 and place.wait_seconds < 1 else (
+        f"in about {format_duration(place.wait_seconds)}")
+    return f"Waiting in the queue: position {place.position}, starts {when}."
 
 
 def status_embed(job: Job, *, text: str, preview_file: str | None = None) -> discord.Embed:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.jobs.service import CONTINUE_FROM_FIELD, JobRequest, Receipt
-from bot.ui.embeds import parameters_text, queued_text
+from bot.ui.checks import host_guild, is_host
+from bot.ui.embeds import parameters_text, place_text
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -16,20 +17,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def job_channel_id(interaction: discord.Interaction) -> int:
+    """Where a job asked for here gets its thread: the channel, or the parent channel when asked in a thread."""
+    channel = interaction.channel
+    if isinstance(channel, discord.Thread) and channel.parent_id:
+        return channel.parent_id
+    return interaction.channel_id or 0
+
+
 async def request_from(interaction: discord.Interaction[Easel], *, text: str | None = None) -> JobRequest:
     """A request by the person who pressed a button; the job it derives from supplies the technique."""
     return JobRequest(
         technique="",
         user_id=interaction.user.id,
-        channel_id=interaction.channel_id or 0,
+        channel_id=job_channel_id(interaction),
         guild_id=interaction.guild_id,
-        is_host=await interaction.client.is_host(interaction),
+        is_host=await is_host(interaction),
         text=text,
     )
 
 
 def receipt_text(receipt: Receipt, thread_id: int | None) -> str:
-    lines = [f"Queued job #{receipt.job.id}. {queued_text(receipt.job, receipt.position, receipt.wait_seconds)}"]
+    lines = [f"Queued job #{receipt.job.id}. {place_text(receipt.place)}"]
     if thread_id:
         lines.append(f"Watch it learn in <#{thread_id}>.")
     lines.extend(f"Note: {note}" for note in receipt.notes)
@@ -38,16 +47,22 @@ def receipt_text(receipt: Receipt, thread_id: int | None) -> str:
 
 async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: Receipt) -> None:
     """Opens the new job's thread and tells its author where it is in the queue."""
+    job = receipt.job
     try:
-        thread_id = await interaction.client.publisher.open_views(receipt.job, (receipt.position, receipt.wait_seconds))
+        thread_id = await interaction.client.publisher.open_views(job, receipt.place)
     except discord.Forbidden:
-        log.warning("job %s: no permission to post in channel %s", receipt.job.id, receipt.job.channel_id)
+        log.warning("job %s: no permission to post in channel %s", job.id, job.channel_id)
         text = receipt_text(receipt, None) + (
-            f"\nI may not post in <#{receipt.job.channel_id}>, so I cannot show its progress there. The job runs "
-            "anyway: see it with `/job`. A host can give me Send Messages, Create Public Threads and Attach Files.")
-        await interaction.followup.send(text, ephemeral=True)
-        return
-    await interaction.followup.send(receipt_text(receipt, thread_id), ephemeral=True)
+            f"\nI may not post in <#{job.channel_id}>, so I cannot show its progress there. The job runs "
+            f"anyway: see it with `/job id:{job.id}`. A host can give me Send Messages, Create Public Threads "
+            "and Attach Files there.")
+    except discord.HTTPException:
+        log.warning("job %s: could not open its thread", job.id, exc_info=True)
+        text = receipt_text(receipt, None) + (
+            f"\nDiscord would not show its progress yet; see it with `/job id:{job.id}`.")
+    else:
+        text = receipt_text(receipt, thread_id)
+    await interaction.followup.send(text, ephemeral=True)
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:(?P<action>[a-z]+):(?P<job_id>[0-9]+)"):
@@ -87,7 +102,7 @@ class CancelButton(JobButton, template=r"easel:cancel:(?P<job_id>[0-9]+)"):
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         bot = interaction.client
-        _, message = await bot.jobs.cancel(self.job_id, interaction.user.id, await bot.is_host(interaction))
+        _, message = await bot.jobs.cancel(self.job_id, interaction.user.id, await host_guild(interaction))
         await interaction.followup.send(message, ephemeral=True)
 
 

@@ -161,9 +161,13 @@ class GuildState:
             return list(self._global_commands)
         return list(self._guild_commands.get(guild_id, []))
 
-    def deny_bot_posting(self, channel_id: int) -> None:
-        """The bot's own messages in this channel answer 403 Missing Permissions, as without Send Messages."""
-        self._channels_closed_to_bot.add(channel_id)
+    def deny_bot_posting(self, channel_id: int, denied: bool = True) -> None:
+        """The bot's own messages in this channel answer 403 Missing Permissions, as without Send Messages;
+        `denied=False` gives the permission back."""
+        if denied:
+            self._channels_closed_to_bot.add(channel_id)
+        else:
+            self._channels_closed_to_bot.discard(channel_id)
 
     def fail_thread_creation(self, code: int | None = 160006) -> None:
         """Make every later thread creation fail with this Discord error code; None restores success."""

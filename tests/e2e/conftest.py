@@ -90,12 +90,26 @@ async def start_bot_process(fake: FakeDiscord, data_dir: Path, **settings: str) 
     try:
         await fake.wait_until(lambda: any(c["name"] == "about" for c in fake.registered_commands()), timeout=60)
         await fake.wait_until(lambda: fake.gateway_handshakes, timeout=30)
-        await asyncio.sleep(0.5)  # the guild arrives right after the handshake
+        await wait_until_answering(fake)
     except BaseException:
         process.kill()
         await process.wait()
         raise
     return process
+
+
+async def wait_until_answering(fake: FakeDiscord, within: float = 30.0) -> None:
+    """Sends /about until the bot answers one: then it is connected and has the guild."""
+    probe = fake.add_member("probe")
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        interaction = await fake.send_command(probe, "about")
+        try:
+            await fake.wait_for_response(interaction, timeout=1.0)
+            return
+        except TimeoutError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
 
 
 async def stop_bot_process(process: asyncio.subprocess.Process) -> None:

@@ -173,13 +173,23 @@ async def test_a_job_left_running_by_a_crash_is_requeued_then_failed_after_a_sec
     await easel.stop()
     # The clean stop left both rows running, as a crash would have.
 
+    threads_before = set(fake.threads)
     bot = await easel.start()
     failed = await job_row(bot, second)
     assert failed.status == JobStatus.FAILED
     await fake.wait_until(lambda: any("failed" in m.content for m in fake.messages(failed.thread_id)))
+    requeued = await job_row(bot, first)
+    assert requeued.status == JobStatus.QUEUED
+    await fake.wait_until(
+        lambda: "Back in the queue" in fake.get_message(requeued.status_message_id).embeds[0]["description"])
     await fake.send_command(host, "easel", subcommand=["queue", "resume"])
     done = await wait_for_status(fake, bot, first, JobStatus.DONE)
     await fake.wait_until(lambda: final_message(fake, done.thread_id) is not None)
+
+    assert set(fake.threads) == threads_before  # both jobs kept their threads
+    for job_id in (first, second):
+        thread_id = (await job_row(bot, job_id)).thread_id
+        assert sum(f"<@{student.id}>" in m.content for m in fake.messages(thread_id)) == 1  # one ping each
 
 
 async def test_cancel_from_the_button_and_from_the_command(fake: FakeDiscord, easel: RunningBot):
@@ -264,6 +274,9 @@ async def test_buttons_pressed_after_a_restart_work(fake: FakeDiscord, easel: Ru
     await fake.wait_until(lambda: reroll.original is not None and "Queued job #" in reroll.original.content)
     new_job = await job_row(bot, job_id_of(reroll))
     assert new_job.parent_job_id == job_id and new_job.spec["config"] == job.spec["config"]
+    # Pressed inside the first job's thread, the new job gets its own thread in the channel.
+    await fake.wait_until(lambda: len(fake.threads) == 2)
+    assert new_job.channel_id == fake.channel_id
 
     remix = await fake.press_button(student, final, f"easel:remix:{job_id}")
     modal = await fake.wait_for_response(remix)
@@ -283,16 +296,22 @@ async def test_buttons_pressed_after_a_restart_work(fake: FakeDiscord, easel: Ru
 async def test_queue_and_job_commands(fake: FakeDiscord, easel: RunningBot):
     bot = await easel.start()
     student = fake.add_member("student")
+    host = fake.add_member("teacher", permissions=HOST_PERMISSIONS)
+    pause = await fake.send_command(host, "easel", subcommand=["queue", "pause"])
+    await fake.wait_until(lambda: pause.original is not None and pause.original.content)
     job_id = job_id_of(await imagine(fake, student, "a quiet pond --cutn 2", steps=2, size=32))
     queue = await fake.send_command(student, "queue")
     await fake.wait_until(lambda: queue.original is not None and queue.original.content)
-    assert f"#{job_id}" in queue.original.content or "no jobs waiting" in queue.original.content
-    job = await wait_for_status(fake, bot, job_id, JobStatus.DONE)
+    assert queue.original.ephemeral
+    assert f"#{job_id} imagine: a quiet pond" in queue.original.content and "paused" in queue.original.content
+
+    await fake.send_command(host, "easel", subcommand=["queue", "resume"])
+    await wait_for_status(fake, bot, job_id, JobStatus.DONE)
     shown = await fake.send_command(fake.add_member("friend"), "job", {"id": job_id})
     await fake.wait_until(lambda: shown.original is not None and shown.original.attachments)
+    assert not shown.original.ephemeral  # shown to the channel
     assert shown.original.attachments[0].filename == f"easel-{job_id}.png"
     assert f"easel:reroll:{job_id}" in shown.original.custom_ids()
-    assert job.status == JobStatus.DONE
 
 
 async def test_without_threads_the_job_plays_out_in_the_channel(fake: FakeDiscord, easel: RunningBot):
@@ -360,3 +379,19 @@ async def test_a_channel_the_bot_may_not_post_in_still_queues_the_job_and_says_w
     assert interaction.original.ephemeral and "may not post" in interaction.original.content
     job = await wait_for_status(fake, bot, job_id_of(interaction), JobStatus.DONE)
     assert job.final_message_id is None and fake.messages(fake.channel_id) == []
+
+
+async def test_a_result_that_never_reached_discord_is_posted_after_a_restart(fake: FakeDiscord, easel: RunningBot):
+    bot = await easel.start()
+    student = fake.add_member("student")
+    fake.deny_bot_posting(fake.channel_id)  # nothing the bot posts gets through
+    job_id = job_id_of(await imagine(fake, student, "late news --cutn 2", steps=2, size=32))
+    await wait_for_status(fake, bot, job_id, JobStatus.DONE)
+    await easel.stop()
+    assert (await job_row(bot, job_id)).final_message_id is None
+
+    fake.deny_bot_posting(fake.channel_id, denied=False)
+    bot = await easel.start()
+    await fake.wait_until(lambda: any(final_message(fake, thread) for thread in fake.threads), timeout=30)
+    job = await job_row(bot, job_id)
+    assert job.final_message_id is not None and f"<@{student.id}>" in fake.get_message(job.final_message_id).content

@@ -2,10 +2,12 @@
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
+from bot.art.imagefiles import ImageRejected
 from bot.art.models import ModelChoice
 from bot.art.technique import param
 from bot.art.techniques import TECHNIQUES
@@ -13,7 +15,7 @@ from bot.art.techniques.cppn import TECHNIQUE as CPPN
 from bot.jobs.repository import JobRepository
 from bot.jobs.runner import JobRunner, explain_failure
 from bot.jobs.spec import JobSpec
-from bot.jobs.worker import GpuWorker
+from bot.jobs.worker import GpuWorker, JobFailed
 from models import Job, JobStatus
 
 
@@ -40,8 +42,8 @@ class RecordingViews:
     def job_progress(self, job, event):
         self.events.append(("progress", job.id, f"{event.step}/{event.total}"))
 
-    async def job_done(self, job, output):
-        self.events.append(("done", job.id, output.image_path.name))
+    async def job_done(self, job):
+        self.events.append(("done", job.id, Path(job.result_path).name))
 
     async def job_failed(self, job, message):
         self.events.append(("failed", job.id, message))
@@ -93,6 +95,7 @@ async def test_a_failing_job_is_explained_and_the_next_job_runs(sessions, tmp_pa
 
 
 def test_failures_are_explained_without_internals():
-    assert "smaller size" in explain_failure(torch.OutOfMemoryError("CUDA out of memory"))
-    assert explain_failure(ValueError("the init image is too small")) == "the init image is too small"
-    assert "KeyError" in explain_failure(KeyError("x")) and "log" in explain_failure(KeyError("x"))
+    assert explain_failure(ImageRejected("the init image is too small")) == "the init image is too small"
+    assert len(explain_failure(JobFailed("x" * 5000))) == 300
+    internal = explain_failure(ValueError("cannot reshape tensor of 0 elements into shape [1, -1]"))
+    assert "reshape" not in internal and "ValueError" in internal and "log" in internal

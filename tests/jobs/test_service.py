@@ -38,10 +38,10 @@ def png_bytes(size=(16, 16)) -> bytes:
 
 async def test_a_job_is_stored_queued_with_its_position(service):
     receipt = await service.submit(request())
-    assert receipt.job.status == JobStatus.QUEUED and receipt.position == 1
+    assert receipt.job.status == JobStatus.QUEUED and receipt.place.position == 1
     assert receipt.job.spec["config"]["prompt"] == "a lighthouse" and receipt.job.total_steps == 10
     second = await service.submit(request(user_id=2))
-    assert second.position == 2 and second.wait_seconds > 0
+    assert second.place.position == 2 and second.place.wait_seconds > 0
 
 
 async def test_the_guild_limit_clamps_and_says_so(service, sessions):
@@ -51,13 +51,15 @@ async def test_the_guild_limit_clamps_and_says_so(service, sessions):
     assert any("50" in note for note in receipt.notes)
 
 
-async def test_a_person_over_the_cap_is_refused_but_a_host_is_not(service):
+async def test_a_person_over_the_cap_is_refused_hosts_too(service):
     await service.submit(request())
     await service.submit(request())
     with pytest.raises(UserFacingError, match="2 jobs waiting"):
         await service.submit(request())
-    assert (await service.submit(request(is_host=True))).job.host_lane
-    assert await service.repository.count_with_status(JobStatus.QUEUED, user_id=1) == 3
+    with pytest.raises(UserFacingError, match="2 jobs waiting"):
+        await service.submit(request(is_host=True))
+    assert await service.repository.count_with_status(JobStatus.QUEUED, user_id=1) == 2
+    assert (await service.submit(request(user_id=9, is_host=True))).job.host_lane
 
 
 async def test_a_blocked_prompt_is_refused_logged_and_not_counted(service):
@@ -82,13 +84,15 @@ async def test_attached_images_are_checked_and_stored_by_hash(service, tmp_path)
 async def test_cancel_checks_who_asks(service):
     job = (await service.submit(request())).job
     with pytest.raises(UserFacingError, match="only cancel your own"):
-        await service.cancel(job.id, user_id=2, is_host=False)
-    cancelled, message = await service.cancel(job.id, user_id=2, is_host=True)
+        await service.cancel(job.id, user_id=2, host_of_guild=None)
+    with pytest.raises(UserFacingError, match="only cancel your own"):
+        await service.cancel(job.id, user_id=2, host_of_guild=GUILD + 1)  # a host of another server
+    cancelled, message = await service.cancel(job.id, user_id=2, host_of_guild=GUILD)
     assert cancelled.status == JobStatus.CANCELLED and "Cancelled" in message
     with pytest.raises(UserFacingError, match="already finished"):
-        await service.cancel(job.id, user_id=1, is_host=False)
+        await service.cancel(job.id, user_id=1, host_of_guild=None)
     with pytest.raises(UserFacingError, match="no job #999"):
-        await service.cancel(999, user_id=1, is_host=False)
+        await service.cancel(999, user_id=1, host_of_guild=None)
 
 
 async def test_reroll_keeps_the_options_and_changes_the_seed(service):
@@ -134,7 +138,9 @@ async def test_a_technique_without_its_weights_is_refused_with_the_fix(sessions,
 async def test_a_job_queued_while_the_queue_is_paused_says_so(service, sessions):
     await GuildService(sessions).update(GUILD, queue_paused=True)
     receipt = await service.submit(request())
-    assert any("paused" in note for note in receipt.notes)
+    assert receipt.place.paused and receipt.place.position is None
+    other = await service.submit(request(guild_id=GUILD + 1, user_id=2))
+    assert other.place.position == 1  # a paused server's jobs do not hold back the others
 
 
 @pytest.mark.parametrize("text", ["a cat --init-image /etc/hostname", "a cat --image-prompt ../../etc/passwd"])
