@@ -23,7 +23,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from bot.art.imagefiles import ImageRejected, safe_filename, save_animation, save_png
-from bot.art.models import ModelChoice, ModelStore, choose_device
+from bot.art.models import ModelChoice, ModelStore, choose_device, make_deterministic
 from bot.art.technique import MissingWeightsError, RunContext
 from bot.art.techniques import TECHNIQUES
 from bot.jobs.parser import Limits, SpecError, parse_job
@@ -101,6 +101,7 @@ def run_render(args: argparse.Namespace) -> int:
 
     spec = job.spec
     print(f"{spec.describe()} on {device}", file=sys.stderr)
+    make_deterministic(device)
     ctx = RunContext(
         device=device,
         models=ModelStore(ModelChoice.from_settings(settings), device),
@@ -120,7 +121,7 @@ def run_render(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_filename(f"{spec.technique}-{spec.seed}")
     image_path = out_dir / f"{stem}.png"
-    save_png(result.image, image_path, spec.png_metadata())
+    save_png(result.image, image_path, spec.png_metadata(device=str(device)))
     print(f"image: {image_path}")
     if result.frames:
         animation_path = out_dir / f"{stem}.gif"

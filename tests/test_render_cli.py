@@ -31,7 +31,9 @@ def test_render_cppn(render, tmp_path, capsys):
     argv = ["cppn", "--seed", "7", "--size", "48", "--steps", "12", "--layers", "3", "--out", str(out)]
     assert render(*argv) == 0
     assert "out/cppn-7.png" in capsys.readouterr().out
-    spec = JobSpec.from_dict(json.loads(read_png_metadata(out / "cppn-7.png")["easel"]))
+    metadata = read_png_metadata(out / "cppn-7.png")
+    assert metadata["Device"] == "cpu"  # the same seed gives the same image on the same kind of device
+    spec = JobSpec.from_dict(json.loads(metadata["easel"]))
     assert (spec.technique, spec.seed, spec.config.size, spec.config.layers) == ("cppn", 7, 48, 3)
     assert Image.open(out / "cppn-7.png").size == (48, 48)
     assert Image.open(out / "cppn-7.gif").n_frames == 2  # progress every 10 steps, and the last

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import open_clip
 import torch
@@ -76,6 +77,18 @@ def choose_device(name: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"DEVICE={name} but MPS is not available on this machine; use DEVICE=auto or cpu")
     return device
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Pick deterministic cuDNN kernels on CUDA (no benchmark autotuning, which may choose differently per run).
+
+    Same-seed results on CUDA are then close but still not guaranteed bit-identical: grid_sample's
+    backward (the cutouts in imagine) accumulates with atomic adds, whose order varies. CPU and MPS
+    need nothing here.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 @dataclass
@@ -222,26 +235,38 @@ def use_patch_embedding_matmul(visual: nn.Module) -> None:
         visual.conv1 = patch_embedding.requires_grad_(False)
 
 
+def hub_tag_options(model_name: str, clip_pretrained: str) -> dict[str, Any]:
+    """`open_clip.create_model` settings that a hub tag carries: QuickGELU and the image mean and std.
+
+    open_clip applies them itself only when handed the tag; we hand it the cached file instead, so
+    they are passed explicitly. Without them every `openai` (and yfcc15m, cc12m...) model would run
+    with nn.GELU. No settings for "none" or a weights file.
+    """
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, clip_pretrained)  # {} for "none", files, unknown tags
+    return {
+        "force_quick_gelu": bool(tag_cfg.get("quick_gelu")),
+        "force_preprocess_cfg": {key: tag_cfg[key] for key in ("mean", "std") if key in tag_cfg},
+    }
+
+
 def load_clip(choice: ModelChoice, device: torch.device) -> ClipModel:
     model_name = clip_config_name(choice.clip_model)
     weights_file = resolve_clip_weights(choice)
     clip_model = open_clip.create_model(
-        model_name, pretrained=str(weights_file) if weights_file else None, device=device
+        model_name, pretrained=str(weights_file) if weights_file else None, device=device,
+        **hub_tag_options(model_name, choice.clip_pretrained),
     )
     clip_model.eval().requires_grad_(False)
     use_patch_embedding_matmul(clip_model.visual)
-    image_size = clip_model.visual.image_size
-    image_size = image_size if isinstance(image_size, int) else image_size[0]
-    pretrained_cfg = open_clip.get_pretrained_cfg(model_name, choice.clip_pretrained)
-    mean = pretrained_cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)
-    std = pretrained_cfg.get("std", open_clip.OPENAI_DATASET_STD)
+    preprocess = open_clip.get_model_preprocess_cfg(clip_model)  # size, mean, std the model was trained with
+    image_size = preprocess["size"] if isinstance(preprocess["size"], int) else preprocess["size"][0]
     source = "random weights" if weights_file is None else choice.clip_pretrained
     return ClipModel(
         model=clip_model,
         tokenizer=open_clip.get_tokenizer(model_name),
         image_size=image_size,
-        mean=torch.tensor(mean, device=device).view(1, 3, 1, 1),
-        std=torch.tensor(std, device=device).view(1, 3, 1, 1),
+        mean=torch.tensor(preprocess["mean"], device=device).view(1, 3, 1, 1),
+        std=torch.tensor(preprocess["std"], device=device).view(1, 3, 1, 1),
         random_weights=weights_file is None,
         name=f"{choice.clip_model} ({source})",
     )
@@ -314,9 +339,6 @@ def load_vgg_features(choice: ModelChoice, device: torch.device) -> VggFeatures:
     features = random_vgg16_features()
     if weights_file is not None:
         features.load_state_dict(vgg_features_state_dict(weights_file))
-    for layer in features:
-        if isinstance(layer, nn.ReLU):
-            layer.inplace = False  # techniques read ReLU outputs with hooks; in-place would overwrite them
     features.to(device).eval().requires_grad_(False)
     return VggFeatures(
         features=features,

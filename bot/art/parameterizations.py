@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOGIT_EPS = 1e-3  # keeps logit() finite for pure black and white pixels
+# set_image clamps pixels to [LOGIT_EPS, 1 - LOGIT_EPS] before the logit: finite for pure black and
+# white, and the sigmoid's slope there (~0.02, not ~0.001) leaves those areas of an init image free to change.
+LOGIT_EPS = 0.02
 
 
 class RawPixels(nn.Module):

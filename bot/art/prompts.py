@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+MAX_WEIGHT = 10.0  # |weight| above this swamps every other prompt; nan and inf would poison the loss
 
 
 @dataclass(frozen=True)
@@ -12,14 +15,22 @@ class WeightedPrompt:
 
 
 def parse_weighted_prompt(part: str) -> WeightedPrompt:
-    """One `text[:weight]` part; the trailing `:x` is a weight only when x parses as a number."""
+    """One `text[:weight]` part.
+
+    The trailing `:x` is a weight only when x parses as a number and the character before the colon
+    is not a digit: "a sign that says: hello" and "a widescreen poster 16:9" keep their colons.
+    """
     text, colon, maybe_weight = part.rpartition(":")
-    if colon:
-        try:
-            return WeightedPrompt(text.strip(), float(maybe_weight))
-        except ValueError:
-            pass  # "a sign that says: hello" keeps its colon
-    return WeightedPrompt(part.strip(), 1.0)
+    if not colon or text[-1:].isdigit():
+        return WeightedPrompt(part.strip(), 1.0)
+    try:
+        weight = float(maybe_weight)
+    except ValueError:
+        return WeightedPrompt(part.strip(), 1.0)
+    if not (math.isfinite(weight) and abs(weight) <= MAX_WEIGHT):
+        limits = f"between {-MAX_WEIGHT:g} and {MAX_WEIGHT:g}"
+        raise ValueError(f"prompt weights must be numbers {limits} (you gave {maybe_weight.strip()})")
+    return WeightedPrompt(text.strip(), weight)
 
 
 def parse_weighted_prompts(text: str) -> list[WeightedPrompt]:

@@ -8,7 +8,7 @@ reports progress every `ctx.progress_every` steps and stops between steps once
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import torch
@@ -72,3 +72,31 @@ def param(
         metadata={"help": help, "min": min, "max": max, "choices": choices, "flag": flag, "limit": limit,
                   "image": image},
     )
+
+
+def range_text(low: float | None, high: float | None) -> str:
+    """"between 1 and 5000", "at least 0" or "at most 10"."""
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+
+
+def validate_fields(config: Any) -> None:
+    """Check every field of a config dataclass against its `param(...)` min, max and choices.
+
+    Every config calls this from `__post_init__`, so a config built directly (or from stored JSON)
+    is held to the same ranges as one from the parser, with the same messages. None is skipped:
+    it is the "not given" value of optional fields.
+    """
+    for spec in fields(config):
+        value, meta = getattr(config, spec.name), spec.metadata
+        label = (meta.get("flag") or spec.name).replace("_", "-")
+        if value is None:
+            continue
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise ValueError(f"{label} must be one of {', '.join(choices)} (you gave {value!r}).")
+        low, high = meta.get("min"), meta.get("max")
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if is_number and ((low is not None and not value >= low) or (high is not None and not value <= high)):
+            raise ValueError(f"{label} must be {range_text(low, high)} (you gave {value:g}).")

@@ -50,12 +50,20 @@ class JobSpec:
             parts.append(f"{(field.metadata.get('flag') or field.name).replace('_', '-')}={value}")
         return " · ".join(parts)
 
-    def png_metadata(self) -> dict[str, str]:
-        """Text chunks for the PNG: the whole job as JSON under `easel`, plus readable keys."""
-        return {
-            "easel": json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True),
+    def png_metadata(self, device: str | None = None) -> dict[str, str]:
+        """Text chunks for the PNG: the whole job as JSON under `easel`, plus readable keys.
+
+        `device` (e.g. "cuda", "cpu") is recorded because a seed reproduces the same image only on
+        the same kind of device; `from_dict` reads the JSON back and ignores it.
+        """
+        job = self.to_dict() | ({"device": device} if device else {})
+        metadata = {
+            "easel": json.dumps(job, ensure_ascii=False, sort_keys=True),
             "Description": self.describe(),
             "Technique": self.technique,
             "Seed": str(self.seed),
             "Software": "Easel",
         }
+        if device:
+            metadata["Device"] = device
+        return metadata

@@ -19,7 +19,7 @@ from PIL import Image
 
 from bot.art.charts import loss_chart
 from bot.art.imagefiles import save_animation, save_png
-from bot.art.models import ModelChoice, ModelStore, choose_device
+from bot.art.models import ModelChoice, ModelStore, choose_device, make_deterministic
 from bot.art.technique import RunContext, RunResult
 from bot.art.techniques import get_technique
 from bot.jobs.spec import JobSpec
@@ -61,6 +61,7 @@ class JobOutput:
 class GpuWorker:
     def __init__(self, choice: ModelChoice, device_name: str, results_dir: Path, progress_every: int) -> None:
         self.device = choose_device(device_name)
+        make_deterministic(self.device)
         self.models = ModelStore(choice, self.device)
         self.results_dir = results_dir
         self.progress_every = progress_every
@@ -102,7 +103,7 @@ class GpuWorker:
             chart_path=folder / "loss.png",
             result=result,
         )
-        save_png(result.image, output.image_path, spec.png_metadata())
+        save_png(result.image, output.image_path, spec.png_metadata(device=str(self.device)))
         save_animation(result.frames or [result.image], output.animation_path)
         loss_chart(result.losses).save(output.chart_path)
         return output

@@ -78,7 +78,7 @@ def test_negative_prompts_init_image_and_image_prompt(clip_store, tmp_path):
     ({"steps": 0}, "steps must be between 1 and 5000"),
     ({"size": 4096}, "size must be between 32 and 2048"),
     ({"param": "voxels"}, "param must be one of stack, pixels, fourier"),
-    ({"init_strength": 1.5}, "init_strength"),
+    ({"init_strength": 1.5}, r"init-strength must be between 0 and 1 \(you gave 1.5\)"),
 ])
 def test_bad_configs_explain_themselves(changes, message):
     with pytest.raises(ValueError, match=message):

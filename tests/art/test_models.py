@@ -102,3 +102,30 @@ def test_a_downloaded_hub_tag_is_found_in_the_local_cache(tmp_path):
     choice = ModelChoice(clip_model="ViT-B-32", clip_pretrained="laion2b_s34b_b79k", weights_dir=tmp_path)
     clip_status = weights_status(choice)[0]
     assert clip_status.present and clip_status.path == weights_file and clip_status.size_bytes == 8
+
+
+def test_hub_tags_bring_their_quick_gelu_and_normalisation():
+    """open_clip only sees the cached file, so the tag's QuickGELU must be forced explicitly."""
+    import open_clip
+
+    from bot.art.models import hub_tag_options
+
+    openai = hub_tag_options("ViT-B-32", "openai")
+    laion = hub_tag_options("ViT-B-32", "laion2b_s34b_b79k")
+    assert openai["force_quick_gelu"] and not laion["force_quick_gelu"]
+    assert openai["force_preprocess_cfg"]["mean"] == open_clip.OPENAI_DATASET_MEAN
+    assert hub_tag_options("ViT-B-32", "none") == {"force_quick_gelu": False, "force_preprocess_cfg": {}}
+
+    model = open_clip.create_model("ViT-B-32", load_weights=False, **openai)  # random, ~1 s
+    assert any(isinstance(module, open_clip.transformer.QuickGELU) for module in model.modules())
+
+
+def test_make_deterministic_sets_cudnn_flags_only_for_cuda(monkeypatch):
+    from bot.art.models import make_deterministic
+
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    make_deterministic(CPU)
+    assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
+    make_deterministic(torch.device("cuda"))  # only sets flags: works without a GPU
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark

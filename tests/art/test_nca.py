@@ -55,3 +55,13 @@ def test_rgb_target_and_config_checks(tmp_path):
     assert result.image.size == (40, 40)
     with pytest.raises(ValueError, match="target"):
         NcaConfig()
+
+
+def test_training_memory_is_bounded(target):
+    NcaConfig(target=target)  # the defaults
+    NcaConfig(target=target, grid=96)  # 4x the defaults' cells: at the limit
+    with pytest.raises(ValueError, match=r"lower --batch-size, --grid or --rollout") as error:
+        NcaConfig(target=target, grid=128, rollout=256, batch_size=64)
+    assert "batch-size 64 x grid 128^2 x rollout up to 384" in str(error.value)
+    with pytest.raises(ValueError, match="GB of memory"):
+        NcaConfig(target=target, grid=97)

@@ -39,3 +39,12 @@ def test_png_metadata_holds_the_whole_job():
     metadata = spec.png_metadata()
     assert JobSpec.from_dict(json.loads(metadata["easel"])) == spec
     assert metadata["Seed"] == "5" and metadata["Technique"] == "cppn"
+
+
+def test_png_metadata_records_the_device():
+    spec = parse_job("cppn", {}, limits=LIMITS, text="--size 64", seed=5).spec
+    metadata = spec.png_metadata(device="cuda")
+    assert metadata["Device"] == "cuda"
+    stored = json.loads(metadata["easel"])
+    assert stored["device"] == "cuda" and JobSpec.from_dict(stored) == spec
+    assert "Device" not in spec.png_metadata() and "device" not in json.loads(spec.png_metadata()["easel"])

@@ -18,7 +18,7 @@ from torch import nn
 
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
-from bot.art.technique import RunContext, RunResult, param
+from bot.art.technique import RunContext, RunResult, param, validate_fields
 
 LATENT_DIM = 8
 FIT_RESOLUTION = 256  # the target is fitted at most at this side; the result renders at full size
@@ -40,6 +40,9 @@ class CppnConfig:
     colour: str = param("rgb", help="how the three outputs become a colour", choices=("rgb", "hsv", "grey"))
     target: str | None = param(None, help="image file to fit the network to (optional)", image=True)
     lr: float = param(0.01, help="Adam learning rate when fitting a target", min=1e-5, max=1.0)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
 
 
 class Cppn(nn.Module):
@@ -101,7 +104,7 @@ class CppnTechnique:
         return torch.cat(chunks).view(side, side, 3).permute(2, 0, 1).unsqueeze(0)
 
     def run(self, config: CppnConfig, seed: int, ctx: RunContext) -> RunResult:
-        started = time.monotonic()
+        started = time.perf_counter()
         device = ctx.device
         generator = torch.Generator(device=device).manual_seed(seed)
         net = Cppn(config, generator, device)
@@ -149,7 +152,7 @@ class CppnTechnique:
             image=image,
             frames=frames,
             losses=torch.stack(losses).tolist() if losses else [],
-            seconds=time.monotonic() - started,
+            seconds=time.perf_counter() - started,
             steps_done=steps_done,
             cancelled=cancelled,
         )

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
-from bot.art.technique import RunContext, RunResult, param
-from bot.art.techniques.style import MIN_SIDE, RANDOM_WEIGHTS_NOTE, fitted_size, vgg_activations
+from bot.art.technique import RunContext, RunResult, param, validate_fields
+from bot.art.vgg import MIN_SIDE, RANDOM_WEIGHTS_NOTE, fitted_size, vgg_activations
 
 VGG16_LAYERS = (
     "relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3",
@@ -39,6 +39,7 @@ class DreamConfig:
     jitter: int = param(16, help="largest random shift in pixels before each step", min=0, max=128)
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if not self.image:
             raise ValueError("dream needs an image to dream on: give --image.")
 
@@ -60,7 +61,7 @@ class DreamTechnique:
     config_type = DreamConfig
 
     def run(self, config: DreamConfig, seed: int, ctx: RunContext) -> RunResult:
-        started = time.monotonic()
+        started = time.perf_counter()
         device = ctx.device
         host_rng = torch.Generator().manual_seed(seed)  # jitter offsets, drawn on the host: no device sync
         vgg = ctx.models.vgg_features()
@@ -105,7 +106,7 @@ class DreamTechnique:
             image=tensor_to_image(image),
             frames=frames,
             losses=torch.stack(losses).tolist() if losses else [],
-            seconds=time.monotonic() - started,
+            seconds=time.perf_counter() - started,
             steps_done=step,
             cancelled=cancelled,
             notes=[RANDOM_WEIGHTS_NOTE] if vgg.random_weights else [],

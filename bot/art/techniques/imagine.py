@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from bot.art.losses import total_variation, weighted_prompt_loss
 from bot.art.models import ClipModel
 from bot.art.parameterizations import PARAMETERIZATIONS, make_parameterization
 from bot.art.prompts import WeightedPrompt, parse_weighted_prompts
-from bot.art.technique import RunContext, RunResult
+from bot.art.technique import RunContext, RunResult, validate_fields
 from bot.art.technique import param as config_param  # aliased: one field below is called `param`
 
 FRAME_SIDE = 256  # animation frames are previews at most this many pixels a side
@@ -59,14 +59,7 @@ class ImagineConfig:
     )
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            value, meta = getattr(self, spec.name), spec.metadata
-            if meta.get("choices") and value not in meta["choices"]:
-                raise ValueError(f"{spec.name} must be one of {', '.join(meta['choices'])} (got {value!r})")
-            low, high = meta.get("min"), meta.get("max")
-            is_number = isinstance(value, int | float)
-            if is_number and low is not None and high is not None and not low <= value <= high:
-                raise ValueError(f"{spec.name} must be between {low:g} and {high:g} (got {value:g})")
+        validate_fields(self)
         self.text_prompts()  # raises ValueError with what is wrong with the prompt
 
     def text_prompts(self) -> list[WeightedPrompt]:

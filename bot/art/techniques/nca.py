@@ -20,12 +20,17 @@ from torch import nn
 
 from bot.art.imagefiles import load_image_file
 from bot.art.images import tensor_to_image
-from bot.art.technique import RunContext, RunResult, param
+from bot.art.technique import RunContext, RunResult, param, validate_fields
 
 CHANNELS = 16  # RGBA + 12 hidden
 HIDDEN = 128
 ALIVE_THRESHOLD = 0.1
 PREVIEW_SIDE = 256
+# Training keeps every automaton update of the rollout for the backward pass: about 1.3 KB of
+# activations per cell update (measured in fp32). The defaults (8 states x 48^2 cells x up to 72
+# updates) hold ~1.7 GB; this cap allows 4x that (~7 GB), so an 8 GB GPU or a CPU box copes.
+BYTES_PER_CELL_UPDATE = 1300
+MAX_CELL_UPDATES = 4 * 8 * 48**2 * 72
 
 
 @dataclass(frozen=True)
@@ -42,10 +47,24 @@ class NcaConfig:
     growth_frames: int = param(48, help="frames in the growth animation", min=2, max=300)
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if not self.target:
             raise ValueError("nca needs an image to grow: give --target (a small PNG, e.g. an emoji).")
         if self.batch_size > self.pool_size:
             raise ValueError(f"batch-size ({self.batch_size}) cannot exceed pool-size ({self.pool_size}).")
+        cell_updates = self.batch_size * self.grid**2 * self.longest_rollout
+        if cell_updates > MAX_CELL_UPDATES:
+            gigabytes = cell_updates * BYTES_PER_CELL_UPDATE / 1e9
+            raise ValueError(
+                f"batch-size {self.batch_size} x grid {self.grid}^2 x rollout up to {self.longest_rollout} "
+                f"needs about {gigabytes:.0f} GB of memory to train (the limit is "
+                f"{MAX_CELL_UPDATES * BYTES_PER_CELL_UPDATE / 1e9:.0f} GB); lower --batch-size, --grid or --rollout."
+            )
+
+    @property
+    def longest_rollout(self) -> int:
+        """Each training step runs `rollout` to 1.5x `rollout` automaton updates."""
+        return self.rollout * 3 // 2
 
 
 class GrowingCA(nn.Module):
@@ -106,10 +125,10 @@ class NcaTechnique:
     config_type = NcaConfig
 
     def run(self, config: NcaConfig, seed: int, ctx: RunContext) -> RunResult:
-        started = time.monotonic()
+        started = time.perf_counter()
         device = ctx.device
-        host_rng = torch.Generator().manual_seed(seed)  # host-side choices: pool indices, rollout lengths
-        device_rng = torch.Generator(device=device).manual_seed(seed)  # per-cell update masks
+        host_rng = torch.Generator().manual_seed(seed)  # rollout lengths: loop counts, needed on the host
+        device_rng = torch.Generator(device=device).manual_seed(seed)  # pool batches, per-cell update masks
         target = load_target(config.target, config.grid, device)  # [1, 4, G, G]
         seed_state = torch.zeros(1, CHANNELS, config.grid, config.grid, device=device)  # [1, C, G, G]
         seed_state[:, 3:, config.grid // 2, config.grid // 2] = 1.0  # one live cell; hidden channels on
@@ -126,12 +145,13 @@ class NcaTechnique:
             if ctx.should_cancel():
                 cancelled = True
                 break
-            batch = torch.randperm(config.pool_size, generator=host_rng)[: config.batch_size].to(device)
-            x = pool[batch]  # [B, C, G, G]
-            with torch.no_grad():
-                x[sample_losses(x).argmax()] = seed_state[0]  # the worst sample restarts from the seed
-            longest = config.rollout * 3 // 2
-            iterations = int(torch.randint(config.rollout, longest + 1, (1,), generator=host_rng))
+            batch = torch.randperm(config.pool_size, generator=device_rng, device=device)[: config.batch_size]
+            x = pool[batch]  # [B, C, G, G], a copy
+            with torch.no_grad():  # the worst sample restarts from the seed; the index stays on the device
+                worst = sample_losses(x).argmax()  # 0-d
+                is_worst = torch.arange(config.batch_size, device=device) == worst  # [B]
+                x = torch.where(is_worst[:, None, None, None], seed_state, x)
+            iterations = int(torch.randint(config.rollout, config.longest_rollout + 1, (1,), generator=host_rng))
             for _ in range(iterations):
                 x = ca(x, device_rng)
             loss = sample_losses(x).mean()
@@ -163,7 +183,7 @@ class NcaTechnique:
             image=upscaled(x, config.size),
             frames=frames,
             losses=torch.stack(losses).tolist() if losses else [],
-            seconds=time.monotonic() - started,
+            seconds=time.perf_counter() - started,
             steps_done=steps_done,
             cancelled=cancelled,
         )

@@ -8,7 +8,6 @@ the style image's. The start is the content image itself, so the result does not
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -17,12 +16,11 @@ import torch.nn.functional as F
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
 from bot.art.losses import total_variation
-from bot.art.technique import RunContext, RunResult, param
+from bot.art.technique import RunContext, RunResult, param, validate_fields
+from bot.art.vgg import MIN_SIDE, RANDOM_WEIGHTS_NOTE, fitted_size, vgg_activations
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-MIN_SIDE = 32  # VGG16 pools four times before relu4_x/relu5_x; smaller images leave nothing to compare
-RANDOM_WEIGHTS_NOTE = "VGG16 weights are random: this shows the method, not a real style transfer"
 
 
 @dataclass(frozen=True)
@@ -37,26 +35,9 @@ class StyleConfig:
     lr: float = param(0.02, help="Adam learning rate on the pixels", min=1e-5, max=1.0)
 
     def __post_init__(self) -> None:
+        validate_fields(self)
         if not self.content or not self.style:
             raise ValueError("style needs two images: --content (the picture) and --style (the painting).")
-
-
-def fitted_size(width: int, height: int, longest: int) -> tuple[int, int]:
-    """(width, height) with the aspect ratio kept and the longest side `longest`."""
-    scale = longest / max(width, height)
-    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
-
-
-def vgg_activations(vgg, image: torch.Tensor, names: Iterable[str]) -> dict[str, torch.Tensor]:
-    """Activations of the named VGG16 layers for a [B, 3, H, W] image in 0..1, run only as deep as needed."""
-    wanted = {vgg.layers[name]: name for name in names}
-    x = (image - vgg.mean) / vgg.std  # [B, 3, H, W]
-    activations = {}
-    for index, layer in enumerate(vgg.features[: max(wanted) + 1]):
-        x = layer(x)
-        if index in wanted:
-            activations[wanted[index]] = x  # [B, C_l, H_l, W_l]
-    return activations
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -71,7 +52,7 @@ class StyleTechnique:
     config_type = StyleConfig
 
     def run(self, config: StyleConfig, seed: int, ctx: RunContext) -> RunResult:
-        started = time.monotonic()
+        started = time.perf_counter()
         device = ctx.device
         vgg = ctx.models.vgg_features()
         content_image, style_image = load_image_file(config.content), load_image_file(config.style)
@@ -111,7 +92,7 @@ class StyleTechnique:
             image=tensor_to_image(pixels),
             frames=frames,
             losses=torch.stack(losses).tolist() if losses else [],
-            seconds=time.monotonic() - started,
+            seconds=time.perf_counter() - started,
             steps_done=steps_done,
             cancelled=cancelled,
             notes=[RANDOM_WEIGHTS_NOTE] if vgg.random_weights else [],
