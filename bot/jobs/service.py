@@ -89,9 +89,14 @@ class JobService:
         self.uploads = uploads
         self.runner: JobRunner | None = None  # set by the bot once the worker exists
         self.views: JobViews | None = None  # how jobs are shown (the Discord publisher)
+        self._submitting: dict[int, asyncio.Lock] = {}  # per person: the cap is checked and used at once
 
     async def submit(self, request: JobRequest) -> Receipt:
         """Validates a request and stores it as a queued job; nothing is stored when it is refused."""
+        async with self._submitting.setdefault(request.user_id, asyncio.Lock()):
+            return await self._submit(request)
+
+    async def _submit(self, request: JobRequest) -> Receipt:
         said = " ".join(str(value) for value in (request.text, *request.options.values()) if isinstance(value, str))
         if request.guild_id is not None and said:
             matched = await self.moderation.check(request.guild_id, said)

@@ -1,3 +1,4 @@
+import asyncio
 import io
 from pathlib import Path
 
@@ -148,3 +149,9 @@ async def test_a_file_name_typed_in_a_flag_is_refused(service, text):
     with pytest.raises(UserFacingError, match="attach"):
         await service.submit(request(text=text))
     assert await service.repository.count_with_status(JobStatus.QUEUED) == 0
+
+
+async def test_simultaneous_submissions_cannot_pass_the_cap(service):
+    results = await asyncio.gather(*(service.submit(request()) for _ in range(4)), return_exceptions=True)
+    assert sum(isinstance(result, UserFacingError) for result in results) == 2
+    assert await service.repository.count_with_status(JobStatus.QUEUED, user_id=1) == 2
