@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import re
 import unicodedata
 from collections import defaultdict
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from re import _parser as sre_parse  # private, but the stdlib's own parser: the way to see a regex's shape
 
+import regex
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +34,9 @@ from models import BlockedTerm, ModerationEvent
 
 MAX_TERM_CHARS = 200  # the width of BlockedTerm.value and ModerationEvent.matched
 MAX_CHECKED_CHARS = 2000
+PATTERN_TIMEOUT_SECONDS = 0.05  # matching runs on the event loop; `regex` can stop a runaway match
+
+log = logging.getLogger(__name__)
 
 # A repeat whose count can vary by more than this is "open-ended": `.*`, `\w+`, `.{0,100}`.
 _OPEN_ENDED_SPAN = 20
@@ -102,7 +107,7 @@ class Refusal:
 @dataclass(frozen=True)
 class _CompiledTerms:
     words: tuple[tuple[str, str], ...]  # (normalised, spelled out letter by letter)
-    patterns: tuple[tuple[str, re.Pattern[str]], ...]  # (as typed, compiled)
+    patterns: tuple[tuple[str, regex.Pattern[str]], ...]  # (as typed, compiled with a match timeout)
 
 
 class ModerationService:
@@ -162,7 +167,12 @@ class ModerationService:
                 if f" {word} " in padded or f" {spelled} " in padded:
                     return word
         for source, pattern in terms.patterns:
-            if pattern.search(text):
+            try:
+                if pattern.search(text, timeout=PATTERN_TIMEOUT_SECONDS):
+                    return source
+            except TimeoutError:
+                # A pattern the shape check let through still ran away: refuse rather than let it pass.
+                log.warning("guild %s: blocked pattern %r timed out; refusing the prompt", guild_id, source)
                 return source
         return None
 
@@ -204,7 +214,8 @@ class ModerationService:
         compiled = _CompiledTerms(
             words=tuple((row.value, " ".join(row.value.replace(" ", ""))) for row in rows if row.kind == TermKind.WORD),
             patterns=tuple(
-                (row.value, re.compile(row.value, re.IGNORECASE)) for row in rows if row.kind == TermKind.PATTERN
+                (row.value, regex.compile(row.value, regex.IGNORECASE | regex.VERSION0))
+                for row in rows if row.kind == TermKind.PATTERN
             ),
         )
         if self._generation[guild_id] == generation:

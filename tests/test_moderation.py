@@ -137,3 +137,12 @@ async def test_refusals_are_logged_and_listed_newest_first(moderation):
     assert (refusals[0].user_id, refusals[0].channel_id, refusals[0].matched) == (102, 7, "gore")
     assert refusals[0].created_at.tzinfo is not None
     assert [r.prompt for r in await moderation.recent_refusals(GUILD, limit=1)] == ["gore 2"]
+
+
+async def test_a_runaway_pattern_is_stopped_and_refuses_the_prompt(sessions, monkeypatch):
+    import bot.moderation as moderation
+
+    service = ModerationService(sessions)
+    await service.add_term(1, "pattern", r"(a|aa)+b", added_by=5)  # exponential backtracking on "aaaa...c"
+    monkeypatch.setattr(moderation, "PATTERN_TIMEOUT_SECONDS", 0.01)
+    assert await service.check(1, "a" * 60 + "c") == r"(a|aa)+b"
