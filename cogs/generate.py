@@ -57,16 +57,17 @@ class Generate(commands.Cog):
         steps="Optimisation steps", size="Side of the square image in pixels", seed="Same seed, same image",
         param="How the image is described: stack of layers, raw pixels or a Fourier spectrum",
         init_image="An image to start from", negative="Things to keep out, separated by commas",
-        cutn="Random cutouts CLIP looks at each step",
+        cutn="Random cutouts CLIP looks at each step", image_prompt="An image whose look to aim for as well",
     )
     @app_commands.choices(param=PARAMETERIZATIONS)
     async def imagine(self, interaction: discord.Interaction[Easel], prompt: str, steps: int | None = None,
                       size: int | None = None, seed: int | None = None, param: str | None = None,
                       init_image: discord.Attachment | None = None, negative: str | None = None,
-                      cutn: int | None = None) -> None:
+                      cutn: int | None = None, image_prompt: discord.Attachment | None = None) -> None:
         await self.submit(interaction, "imagine", {"steps": steps, "size": size, "param": param,
                                                    "negative": negative, "cutn": cutn},
-                          text=prompt, attachments={"init_image": init_image}, seed=seed)
+                          text=prompt, attachments={"init_image": init_image, "image_prompt": image_prompt},
+                          seed=seed)
 
     @app_commands.command(description="Style transfer: paint one image's content in another's style")
     @app_commands.describe(content="The image whose layout to keep", style="The image whose textures to paint with",

@@ -395,3 +395,14 @@ async def test_a_result_that_never_reached_discord_is_posted_after_a_restart(fak
     await fake.wait_until(lambda: any(final_message(fake, thread) for thread in fake.threads), timeout=30)
     job = await job_row(bot, job_id)
     assert job.final_message_id is not None and f"<@{student.id}>" in fake.get_message(job.final_message_id).content
+
+
+async def test_an_attached_image_prompt_reaches_the_job(fake: FakeDiscord, easel: RunningBot):
+    bot = await easel.start()
+    interaction = await fake.send_command(
+        fake.add_member("student"), "imagine", {"prompt": "like this --cutn 2", "steps": 2, "size": 32},
+        attachments={"image_prompt": ("look.png", png(), "image/png")},
+    )
+    await fake.wait_until(lambda: interaction.original is not None and interaction.original.content, timeout=30)
+    job = await wait_for_status(fake, bot, job_id_of(interaction), JobStatus.DONE)
+    assert job.spec["config"]["image_prompt"].endswith(".png")
