@@ -13,10 +13,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
-from bot.jobs.service import JobRequest, JobStatus
-from bot.ui.checks import host_guild, is_host
+from bot.jobs.service import JobStatus
+from bot.ui.checks import host_guild
 from bot.ui.embeds import place_text, result_embed
-from bot.ui.views import answer_with_receipt, job_channel_id, result_view
+from bot.ui.views import answer_with_receipt, request_from, result_view
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -44,11 +44,7 @@ class Generate(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         images = {name: await read_attachment(name, attachment, self.bot.settings.max_upload_bytes)
                   for name, attachment in (attachments or {}).items() if attachment is not None}
-        request = JobRequest(
-            technique=technique, user_id=interaction.user.id, channel_id=job_channel_id(interaction),
-            guild_id=interaction.guild_id, is_host=await is_host(interaction),
-            options=options, text=text, images=images, seed=seed,
-        )
+        request = await request_from(interaction, technique, options=options, text=text, images=images, seed=seed)
         await answer_with_receipt(interaction, await self.bot.jobs.submit(request))
 
     @app_commands.command(description="CLIP-guided optimisation: watch an image learn to match your prompt")

@@ -50,6 +50,11 @@ class Technique(Protocol):
     def run(self, config: Any, seed: int, ctx: RunContext) -> RunResult: ...
 
 
+def losses_as_floats(losses: list[torch.Tensor]) -> list[float]:
+    """Per-step 0-d loss tensors, kept on the device during the run, read back in one host sync."""
+    return torch.stack(losses).tolist() if losses else []
+
+
 def param(
     default: Any,
     *,

@@ -227,17 +227,16 @@ class DiscordPublisher:
             await self._edit_status(job, embed=status_embed(job, text=f"Done in {steps} steps. The result is below."),
                                     attachments=[], view=None)
             if job.final_message_id is None:
-                message = await self.post_result(job, self._channel(job.thread_id), mention=True)  # type: ignore[arg-type]
+                message = await self._post_result(job)
                 await self.repository.update_views(job.id, final_message_id=message.id)
         self._opening.pop(job.id, None)
 
-    async def post_result(self, job: Job, destination: discord.abc.Messageable, *, mention: bool) -> discord.Message:
-        """The final image, the animation, the loss chart, the parameters and the buttons."""
+    async def _post_result(self, job: Job) -> discord.Message:
+        """The final image, the animation, the loss chart, the parameters and the buttons; pings the author."""
         files, image_name = await asyncio.to_thread(self.result_files, job, self.upload_limit(job))
-        text = f"<@{job.user_id}> your job is done." if mention else None
-        return await destination.send(
-            text, embed=result_embed(job, image_name), files=files, view=result_view(job.id, job.technique),
-            allowed_mentions=discord.AllowedMentions(users=True) if mention else NO_PINGS,
+        return await self._channel(job.thread_id).send(  # type: ignore[arg-type]
+            f"<@{job.user_id}> your job is done.", embed=result_embed(job, image_name), files=files,
+            view=result_view(job.id, job.technique), allowed_mentions=discord.AllowedMentions(users=True),
         )
 
     def result_files(self, job: Job, limit: int) -> tuple[list[discord.File], str]:

@@ -173,14 +173,18 @@ class JobRepository:
             self._seconds_per_step = average_seconds_per_step(rows)
         return self._seconds_per_step
 
-
     def _learn_speed(self, job: Job) -> None:
         """Moves the technique's seconds-per-step estimate a fifth of the way to this job's figure."""
-        seconds, steps = (job.metrics or {}).get("seconds"), (job.metrics or {}).get("steps_done")
+        seconds, steps = seconds_and_steps(job.metrics)
         if self._seconds_per_step is None or not seconds or not steps:
             return
         old = self._seconds_per_step.get(job.technique, seconds / steps)
         self._seconds_per_step[job.technique] = 0.8 * old + 0.2 * seconds / steps
+
+
+def seconds_and_steps(metrics: dict[str, Any] | None) -> tuple[float | None, int | None]:
+    """A finished job's run time and steps done, as the worker recorded them."""
+    return (metrics or {}).get("seconds"), (metrics or {}).get("steps_done")
 
 
 def average_seconds_per_step(rows: list) -> dict[str, float]:
@@ -188,7 +192,7 @@ def average_seconds_per_step(rows: list) -> dict[str, float]:
     estimates = dict(DEFAULT_SECONDS_PER_STEP)
     totals: dict[str, tuple[float, int]] = {}
     for technique, metrics in rows:
-        seconds, steps = (metrics or {}).get("seconds"), (metrics or {}).get("steps_done")
+        seconds, steps = seconds_and_steps(metrics)
         if seconds and steps:
             total_seconds, total_steps = totals.get(technique, (0.0, 0))
             totals[technique] = (total_seconds + seconds, total_steps + steps)

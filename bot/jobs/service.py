@@ -162,13 +162,17 @@ class JobService:
             clamp=self.settings.clamp_out_of_range,
         )
 
-    async def place_of(self, job: Job) -> Place:
-        running_left = await self._running_seconds_left()  # read before the queue: the job may start meanwhile
+    async def _queue_places(self) -> dict[int, Place]:
+        """The place of every job waiting to run, by job id."""
+        running_left = await self._running_seconds_left()  # read before the queue: a job may start meanwhile
         ordered = await self.repository.queued_in_order()
         waits = estimated_waits(ordered, running_left)
-        for index, queued in enumerate(ordered):
-            if queued.id == job.id:
-                return Place(index + 1, waits[job.id])
+        return {queued.id: Place(index + 1, waits[queued.id]) for index, queued in enumerate(ordered)}
+
+    async def place_of(self, job: Job) -> Place:
+        place = (await self._queue_places()).get(job.id)
+        if place is not None:
+            return place
         config = await self.guilds.get(job.guild_id) if job.guild_id is not None else None
         return Place(None, paused=bool(config and config.queue_paused and job.status == JobStatus.QUEUED))
 
@@ -183,14 +187,10 @@ class JobService:
         return max(0, running.total_steps - step) * per_step
 
     async def queue_view(self, user_id: int) -> QueueView:
-        running_left = await self._running_seconds_left()
-        ordered = await self.repository.queued_in_order()
-        waits = estimated_waits(ordered, running_left)
-        positions = {queued.id: index + 1 for index, queued in enumerate(ordered)}
-        mine = [(job, Place(positions.get(job.id), waits.get(job.id, 0.0),
-                            paused=job.status == JobStatus.QUEUED and job.id not in positions))
+        places = await self._queue_places()
+        mine = [(job, places.get(job.id) or Place(None, paused=job.status == JobStatus.QUEUED))
                 for job in await self.repository.active_for_user(user_id)]
-        return QueueView(mine=mine, queue_length=len(ordered), running=await self.repository.running())
+        return QueueView(mine=mine, queue_length=len(places), running=await self.repository.running())
 
     async def visible_job(self, job_id: int, user_id: int, guild_id: int | None) -> Job:
         """A job that may be shown here: one of this server's, or the person's own."""

@@ -25,15 +25,18 @@ def job_channel_id(interaction: discord.Interaction) -> int:
     return interaction.channel_id or 0
 
 
-async def request_from(interaction: discord.Interaction[Easel], *, text: str | None = None) -> JobRequest:
-    """A request by the person who pressed a button; the job it derives from supplies the technique."""
+async def request_from(interaction: discord.Interaction[Easel], technique: str = "", **fields: Any) -> JobRequest:
+    """A request by the person behind this interaction (`fields`: options, text, images, seed).
+
+    Buttons leave `technique` empty: the job they derive from supplies it.
+    """
     return JobRequest(
-        technique="",
+        technique=technique,
         user_id=interaction.user.id,
         channel_id=job_channel_id(interaction),
         guild_id=interaction.guild_id,
         is_host=await is_host(interaction),
-        text=text,
+        **fields,
     )
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
-from bot.art.technique import RunContext, RunResult, param, validate_fields
+from bot.art.technique import RunContext, RunResult, losses_as_floats, param, validate_fields
 
 LATENT_DIM = 8
 FIT_RESOLUTION = 256  # the target is fitted at most at this side; the result renders at full size
@@ -151,7 +151,7 @@ class CppnTechnique:
         return RunResult(
             image=image,
             frames=frames,
-            losses=torch.stack(losses).tolist() if losses else [],
+            losses=losses_as_floats(losses),
             seconds=time.perf_counter() - started,
             steps_done=steps_done,
             cancelled=cancelled,

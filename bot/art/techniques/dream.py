@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
-from bot.art.technique import RunContext, RunResult, param, validate_fields
+from bot.art.technique import RunContext, RunResult, losses_as_floats, param, validate_fields
 from bot.art.vgg import MIN_SIDE, RANDOM_WEIGHTS_NOTE, fitted_size, vgg_activations
 
 VGG16_LAYERS = (
@@ -105,7 +105,7 @@ class DreamTechnique:
         return RunResult(
             image=tensor_to_image(image),
             frames=frames,
-            losses=torch.stack(losses).tolist() if losses else [],
+            losses=losses_as_floats(losses),
             seconds=time.perf_counter() - started,
             steps_done=step,
             cancelled=cancelled,

@@ -23,7 +23,7 @@ from bot.art.losses import total_variation, weighted_prompt_loss
 from bot.art.models import ClipModel
 from bot.art.parameterizations import PARAMETERIZATIONS, make_parameterization
 from bot.art.prompts import WeightedPrompt, parse_weighted_prompts
-from bot.art.technique import RunContext, RunResult, validate_fields
+from bot.art.technique import RunContext, RunResult, losses_as_floats, validate_fields
 from bot.art.technique import param as config_param  # aliased: one field below is called `param`
 
 FRAME_SIDE = 256  # animation frames are previews at most this many pixels a side
@@ -122,7 +122,7 @@ class ImagineTechnique:
         return RunResult(
             image=final_image,
             frames=frames,
-            losses=torch.stack(losses).tolist() if losses else [],
+            losses=losses_as_floats(losses),
             seconds=time.perf_counter() - started,
             steps_done=len(losses),
             cancelled=cancelled,

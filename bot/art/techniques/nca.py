@@ -20,7 +20,7 @@ from torch import nn
 
 from bot.art.imagefiles import load_image_file
 from bot.art.images import tensor_to_image
-from bot.art.technique import RunContext, RunResult, param, validate_fields
+from bot.art.technique import RunContext, RunResult, losses_as_floats, param, validate_fields
 
 CHANNELS = 16  # RGBA + 12 hidden
 HIDDEN = 128
@@ -182,7 +182,7 @@ class NcaTechnique:
         return RunResult(
             image=upscaled(x, config.size),
             frames=frames,
-            losses=torch.stack(losses).tolist() if losses else [],
+            losses=losses_as_floats(losses),
             seconds=time.perf_counter() - started,
             steps_done=steps_done,
             cancelled=cancelled,

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
 from bot.art.losses import total_variation
-from bot.art.technique import RunContext, RunResult, param, validate_fields
+from bot.art.technique import RunContext, RunResult, losses_as_floats, param, validate_fields
 from bot.art.vgg import MIN_SIDE, RANDOM_WEIGHTS_NOTE, fitted_size, vgg_activations
 
 CONTENT_LAYER = "relu4_2"
@@ -91,7 +91,7 @@ class StyleTechnique:
         return RunResult(
             image=tensor_to_image(pixels),
             frames=frames,
-            losses=torch.stack(losses).tolist() if losses else [],
+            losses=losses_as_floats(losses),
             seconds=time.perf_counter() - started,
             steps_done=steps_done,
             cancelled=cancelled,
