@@ -65,6 +65,13 @@ async def wait_for_status(fake: FakeDiscord, bot, job_id: int, status: JobStatus
         await asyncio.sleep(0.05)
 
 
+async def set_queue(fake: FakeDiscord, host, action: str) -> None:
+    """A host's /easel queue pause|resume, waited for until the bot confirms it."""
+    interaction = await fake.send_command(host, "easel", subcommand=["queue", action])
+    expected = {"pause": "Paused", "resume": "Resumed"}[action]
+    await fake.wait_until(lambda: interaction.original is not None and expected in interaction.original.content)
+
+
 async def imagine(fake: FakeDiscord, user, prompt: str, **options):
     interaction = await fake.send_command(user, "imagine", {"prompt": prompt, **options})
     await fake.wait_until(lambda: interaction.original is not None and interaction.original.content, timeout=30)
@@ -120,8 +127,7 @@ async def test_a_clamped_value_is_reported(fake: FakeDiscord, easel: RunningBot)
 async def test_two_people_are_served_round_robin(fake: FakeDiscord, easel: RunningBot):
     bot = await easel.start()
     host = fake.add_member("teacher", permissions=HOST_PERMISSIONS)
-    pause = await fake.send_command(host, "easel", subcommand=["queue", "pause"])
-    await fake.wait_until(lambda: pause.original is not None and "Paused" in pause.original.content)
+    await set_queue(fake, host, "pause")
 
     alice, bob = fake.add_member("alice"), fake.add_member("bob")
     submitted = []
@@ -130,8 +136,7 @@ async def test_two_people_are_served_round_robin(fake: FakeDiscord, easel: Runni
         await fake.wait_until(lambda i=interaction: i.original is not None and i.original.content, timeout=30)
         submitted.append((user.id, job_id_of(interaction)))
 
-    resume = await fake.send_command(host, "easel", subcommand=["queue", "resume"])
-    await fake.wait_until(lambda: resume.original is not None and "Resumed" in resume.original.content)
+    await set_queue(fake, host, "resume")
     jobs = [await wait_for_status(fake, bot, job_id, JobStatus.DONE) for _, job_id in submitted]
     order = [job.user_id for job in sorted(jobs, key=lambda job: job.started_at)]
     assert order == [alice.id, bob.id, alice.id, bob.id, alice.id]
@@ -163,8 +168,7 @@ async def test_a_job_left_running_by_a_crash_is_requeued_then_failed_after_a_sec
     bot = await easel.start()
     student = fake.add_member("student")
     host = fake.add_member("teacher", permissions=HOST_PERMISSIONS)
-    pause = await fake.send_command(host, "easel", subcommand=["queue", "pause"])
-    await fake.wait_until(lambda: pause.original is not None and pause.original.content)
+    await set_queue(fake, host, "pause")
     first = job_id_of(await imagine(fake, student, "crash one --cutn 2", steps=4, size=32))
     second = job_id_of(await imagine(fake, student, "crash two --cutn 2", steps=4, size=32))
     repository = JobRepository(bot.sessions)
@@ -182,7 +186,7 @@ async def test_a_job_left_running_by_a_crash_is_requeued_then_failed_after_a_sec
     assert requeued.status == JobStatus.QUEUED
     await fake.wait_until(
         lambda: "Back in the queue" in fake.get_message(requeued.status_message_id).embeds[0]["description"])
-    await fake.send_command(host, "easel", subcommand=["queue", "resume"])
+    await set_queue(fake, host, "resume")
     done = await wait_for_status(fake, bot, first, JobStatus.DONE)
     await fake.wait_until(lambda: final_message(fake, done.thread_id) is not None)
 
@@ -232,8 +236,7 @@ async def test_refusals_leave_no_job(fake: FakeDiscord, tmp_path: Path, case: st
                                           subcommand=["moderation", "add"])
             await fake.wait_until(lambda: add.original is not None and "Blocked" in add.original.content)
         if case == "over the cap":
-            pause = await fake.send_command(host, "easel", subcommand=["queue", "pause"])
-            await fake.wait_until(lambda: pause.original is not None and pause.original.content)
+            await set_queue(fake, host, "pause")
             for _ in range(3):
                 await imagine(fake, student, "fine prompt --cutn 2", steps=2, size=32)
         jobs_before = len(await bot.job_repository.active_for_user(student.id))
@@ -297,15 +300,14 @@ async def test_queue_and_job_commands(fake: FakeDiscord, easel: RunningBot):
     bot = await easel.start()
     student = fake.add_member("student")
     host = fake.add_member("teacher", permissions=HOST_PERMISSIONS)
-    pause = await fake.send_command(host, "easel", subcommand=["queue", "pause"])
-    await fake.wait_until(lambda: pause.original is not None and pause.original.content)
+    await set_queue(fake, host, "pause")
     job_id = job_id_of(await imagine(fake, student, "a quiet pond --cutn 2", steps=2, size=32))
     queue = await fake.send_command(student, "queue")
     await fake.wait_until(lambda: queue.original is not None and queue.original.content)
     assert queue.original.ephemeral
     assert f"#{job_id} imagine: a quiet pond" in queue.original.content and "paused" in queue.original.content
 
-    await fake.send_command(host, "easel", subcommand=["queue", "resume"])
+    await set_queue(fake, host, "resume")
     await wait_for_status(fake, bot, job_id, JobStatus.DONE)
     shown = await fake.send_command(fake.add_member("friend"), "job", {"id": job_id})
     await fake.wait_until(lambda: shown.original is not None and shown.original.attachments)
