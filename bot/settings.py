@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=16_000_000, ge=4096)
 
+    # Moderation
+    max_blocked_terms_per_guild: int = Field(default=50, ge=1, le=1000)
+    moderation_budget_seconds: float = Field(default=0.25, gt=0.0, le=10.0)
+
+    # Retention
+    keep_results_days: int = Field(default=30, ge=0)
+
     @field_validator("device")
     @classmethod
     def _check_device(cls, value: str) -> str:
