@@ -78,7 +78,7 @@ class JobRepository:
     async def queued_in_order(self, *, skip_paused: bool = True) -> list[QueuedJob]:
         """The queued jobs in the order they will run (without the jobs of paused guilds)."""
         query = (
-            select(Job.id, Job.user_id, Job.host_lane, Job.created_at, Job.technique, Job.total_steps)
+            select(Job.id, Job.guild_id, Job.user_id, Job.host_lane, Job.created_at, Job.technique, Job.total_steps)
             .where(Job.status == JobStatus.QUEUED)
         )
         if skip_paused:
@@ -86,23 +86,17 @@ class JobRepository:
             query = query.where(or_(Job.guild_id.is_(None), Job.guild_id.not_in(paused_guilds)))
         async with self.sessions() as session:
             rows = (await session.execute(query)).all()
-            users = {job.user_id for job in rows}
-            last_started = dict(
-                (await session.execute(
-                    select(Job.user_id, func.max(Job.started_at))
-                    .where(Job.user_id.in_(users), Job.started_at.is_not(None))
-                    .group_by(Job.user_id)
-                )).all()
-            ) if users else {}
+            last_started_by_user = await _last_started(session, Job.user_id, {job.user_id for job in rows})
+            last_started_by_guild = await _last_started(session, Job.guild_id, {job.guild_id for job in rows})
         seconds_per_step = await self.seconds_per_step()
         queued = [
             QueuedJob(
-                id=job.id, user_id=job.user_id, host_lane=job.host_lane, created_at=job.created_at,
-                estimated_seconds=job.total_steps * seconds_per_step.get(job.technique, 0.1),
+                id=job.id, guild_id=job.guild_id, user_id=job.user_id, host_lane=job.host_lane,
+                created_at=job.created_at, estimated_seconds=job.total_steps * seconds_per_step.get(job.technique, 0.1),
             )
             for job in rows
         ]
-        return fair_order(queued, {user: _aware(at) for user, at in last_started.items()})
+        return fair_order(queued, last_started_by_user, last_started_by_guild)
 
     async def claim_next(self) -> Job | None:
         """Marks the next job running and returns it; None when nothing is waiting."""
@@ -199,6 +193,19 @@ def average_seconds_per_step(rows: list) -> dict[str, float]:
     for technique, (seconds, steps) in totals.items():
         estimates[technique] = seconds / steps
     return estimates
+
+
+async def _last_started(session: AsyncSession, column: Any, keys: set[Any]) -> dict[Any, datetime]:
+    """When a job of each of `keys` (users, or guilds with None for DMs) last started."""
+    if not keys:
+        return {}
+    match = column.in_([key for key in keys if key is not None])
+    if None in keys:
+        match = or_(match, column.is_(None))
+    rows = await session.execute(
+        select(column, func.max(Job.started_at)).where(match, Job.started_at.is_not(None)).group_by(column)
+    )
+    return {key: _aware(at) for key, at in rows.all()}
 
 
 def _aware(moment: datetime) -> datetime:

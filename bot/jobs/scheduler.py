@@ -1,4 +1,4 @@
-"""Which queued job runs next: the host lane first, then round-robin across people.
+"""Which queued job runs next: round-robin between guilds, then between people within a guild.
 
 Pure functions over plain data, so fairness is easy to test and to reason about.
 """
@@ -9,6 +9,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
+
+DIRECT_MESSAGES = None  # jobs asked for in DMs share one turn, like one more guild
+Key = TypeVar("Key")
 
 
 @dataclass(frozen=True)
@@ -18,32 +22,51 @@ class QueuedJob:
     host_lane: bool
     created_at: datetime
     estimated_seconds: float = 0.0
+    guild_id: int | None = DIRECT_MESSAGES
 
 
-def fair_order(queued: Sequence[QueuedJob], last_started: Mapping[int, datetime]) -> list[QueuedJob]:
+def fair_order(
+    queued: Sequence[QueuedJob],
+    last_started_by_user: Mapping[int, datetime],
+    last_started_by_guild: Mapping[int | None, datetime] | None = None,
+) -> list[QueuedJob]:
     """The order in which the worker will run the queued jobs.
 
-    Host-lane jobs go first, oldest first. The rest go in rounds: each round takes one job
-    (their oldest) from every person with jobs waiting, so one person's ten jobs never hold back
-    everyone else. Within a round, people whose last job started longest ago (or never) go first.
+    Guilds take turns: each round takes one job from every guild with jobs waiting (DMs count as
+    one more guild), so a busy server never holds back a quiet one. Within a guild, its hosts'
+    jobs go first (a live demo), then its people take turns the same way. In both rounds, whoever
+    was served longest ago (or never) goes first.
     """
-    host_jobs = sorted((job for job in queued if job.host_lane), key=lambda job: (job.created_at, job.id))
-    jobs_by_user: dict[int, list[QueuedJob]] = defaultdict(list)
-    for job in sorted((job for job in queued if not job.host_lane), key=lambda job: (job.created_at, job.id)):
-        jobs_by_user[job.user_id].append(job)
+    by_guild: dict[int | None, list[QueuedJob]] = defaultdict(list)
+    for job in queued:
+        by_guild[job.guild_id].append(job)
+    guild_queues = {guild: _order_within_guild(jobs, last_started_by_user) for guild, jobs in by_guild.items()}
+    return _round_robin(guild_queues, last_started_by_guild or {})
 
-    def turn(user_id: int) -> tuple[bool, datetime, int]:
-        started = last_started.get(user_id)
-        oldest = jobs_by_user[user_id][0]
+
+def _order_within_guild(jobs: Sequence[QueuedJob], last_started: Mapping[int, datetime]) -> list[QueuedJob]:
+    """A guild's own queue: host-lane jobs first, oldest first; then one job per person per round."""
+    oldest_first = sorted(jobs, key=lambda job: (job.created_at, job.id))
+    host_jobs = [job for job in oldest_first if job.host_lane]
+    by_user: dict[int, list[QueuedJob]] = defaultdict(list)
+    for job in oldest_first:
+        if not job.host_lane:
+            by_user[job.user_id].append(job)
+    return host_jobs + _round_robin(by_user, last_started)
+
+
+def _round_robin(queues: Mapping[Key, list[QueuedJob]], last_served: Mapping[Key, datetime]) -> list[QueuedJob]:
+    """One job from each queue per round; queues served longest ago (or never) first within a round."""
+
+    def turn(key: Key) -> tuple[bool, datetime, int]:
+        served = last_served.get(key)
+        oldest = min(queues[key], key=lambda job: (job.created_at, job.id))
         # Never served sorts first (False < True); then the longest wait since the last start.
-        return (started is not None, started or oldest.created_at, oldest.id)
+        return (served is not None, served or oldest.created_at, oldest.id)
 
-    users = sorted(jobs_by_user, key=turn)
-    rounds = max((len(jobs) for jobs in jobs_by_user.values()), default=0)
-    ordered = list(host_jobs)
-    for round_index in range(rounds):
-        ordered.extend(jobs_by_user[user][round_index] for user in users if round_index < len(jobs_by_user[user]))
-    return ordered
+    keys = sorted(queues, key=turn)
+    rounds = max((len(jobs) for jobs in queues.values()), default=0)
+    return [queues[key][index] for index in range(rounds) for key in keys if index < len(queues[key])]
 
 
 def estimated_waits(ordered: Sequence[QueuedJob], running_seconds_left: float) -> dict[int, float]:

@@ -25,6 +25,21 @@ async def test_only_legal_transitions_happen(sessions):
     assert (await repository.get(job.id)).status == JobStatus.DONE
 
 
+async def test_claims_take_turns_between_guilds_and_dms_and_a_host_jumps_only_their_own_guild(sessions):
+    repository = JobRepository(sessions)
+    busy = [await repository.add(new_job(user_id=user, guild_id=10)) for user in (1, 2, 3)]
+    quiet = await repository.add(new_job(user_id=4, guild_id=20))
+    direct = await repository.add(new_job(user_id=5, guild_id=None))
+    host = await repository.add(new_job(user_id=6, guild_id=20, host_lane=True))
+
+    claimed = []
+    while (job := await repository.claim_next()) is not None:
+        claimed.append(job.id)
+        await repository.transition(job.id, JobStatus.RUNNING, JobStatus.DONE)
+    # Round one: guild 10's oldest, guild 20's host, the DM; then guild 10 waits behind guild 20's member.
+    assert claimed == [busy[0].id, host.id, direct.id, busy[1].id, quiet.id, busy[2].id]
+
+
 async def test_claim_next_is_fair_and_skips_paused_guilds(sessions):
     repository = JobRepository(sessions)
     a1, a2 = await repository.add(new_job(user_id=1)), await repository.add(new_job(user_id=1))

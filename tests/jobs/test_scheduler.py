@@ -34,3 +34,27 @@ def test_waits_add_up_the_jobs_ahead_and_the_running_one():
 
 def test_an_empty_queue():
     assert fair_order([], {}) == []
+
+
+def guild_job(job_id: int, guild: int | None, user: int, minute: int, host: bool = False) -> QueuedJob:
+    return QueuedJob(id=job_id, user_id=user, host_lane=host, created_at=START + timedelta(minutes=minute),
+                     guild_id=guild)
+
+
+def test_guilds_take_turns_and_dms_count_as_one_more_guild():
+    queued = [guild_job(1, 10, 100, 0), guild_job(2, 10, 101, 1), guild_job(3, 10, 102, 2),
+              guild_job(4, 20, 200, 3), guild_job(5, None, 300, 4), guild_job(6, None, 301, 5)]
+    assert [j.id for j in fair_order(queued, {})] == [1, 4, 5, 2, 6, 3]
+
+
+def test_a_hosts_job_goes_first_only_in_its_own_guilds_turn():
+    queued = [guild_job(1, 10, 100, 0), guild_job(2, 20, 200, 1), guild_job(3, None, 300, 2),
+              guild_job(4, 20, 900, 3, host=True)]
+    # Guild 20's host jumps guild 20's own queue, not guild 10's or the DMs'.
+    assert [j.id for j in fair_order(queued, {})] == [1, 4, 3, 2]
+
+
+def test_the_guild_served_least_recently_goes_first():
+    queued = [guild_job(1, 10, 100, 0), guild_job(2, 20, 200, 1)]
+    served = {10: START + timedelta(minutes=9), 20: START + timedelta(minutes=3)}
+    assert [j.id for j in fair_order(queued, {}, served)] == [2, 1]
