@@ -5,27 +5,33 @@ dropped, every run of spaces, punctuation or underscores read as one space), so 
 catches "Bad  Word", "bad-word" and "ｂａｄ word", while the term "ass" never matches inside "class".
 A term spelled out letter by letter ("b a d", "b.a.d") is caught too.
 
-Patterns are Python regexes. The stdlib's `re` cannot be interrupted and runs on the event loop, so a
-pattern is refused on add when its shape can backtrack for seconds: a repeat inside a repeat (`(a+)+`),
-or two open-ended repeats that can match the same character (`.*a.*x` took 12 s on 2,000 characters).
-All matching runs on at most MAX_CHECKED_CHARS characters.
+Patterns are Python regexes, matched with the `regex` package, which can stop a runaway match. A pattern is
+refused on add when its shape can backtrack for seconds: a repeat inside a repeat (`(a+)+`), or two
+open-ended repeats that can match the same character (`.*a.*x` took 12 s on 2,000 characters). What is left
+is at worst quadratic (`a.*b` on 6,000 "a"s takes about 70 ms).
+
+A check runs in a worker thread, off the event loop, within one time budget for all of a guild's terms and
+all the texts of a prompt; a check that runs out of time refuses the prompt (ModerationTimedOut). A guild
+may block at most `max_terms` terms, so the budget is rarely reached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 import logging
 import re
+import time
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from re import _parser as sre_parse  # private, but the stdlib's own parser: the way to see a regex's shape
 
 import regex
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,8 +39,8 @@ from bot.errors import UserFacingError
 from models import BlockedTerm, ModerationEvent
 
 MAX_TERM_CHARS = 200  # the width of BlockedTerm.value and ModerationEvent.matched
-MAX_CHECKED_CHARS = 2000
-PATTERN_TIMEOUT_SECONDS = 0.05  # matching runs on the event loop; `regex` can stop a runaway match
+MAX_LOGGED_PROMPT_CHARS = 2000  # a refused prompt is kept this long in the log; enough for a host to judge it
+KEPT_REFUSALS_PER_GUILD = 200  # older refusals are deleted as new ones are logged
 
 log = logging.getLogger(__name__)
 
@@ -107,42 +113,69 @@ class Refusal:
 @dataclass(frozen=True)
 class _CompiledTerms:
     words: tuple[tuple[str, str], ...]  # (normalised, spelled out letter by letter)
-    patterns: tuple[tuple[str, regex.Pattern[str]], ...]  # (as typed, compiled with a match timeout)
+    patterns: tuple[tuple[str, regex.Pattern[str]], ...]  # (as typed, compiled)
+
+
+class ModerationTimedOut(UserFacingError):
+    """Checking a prompt ran out of its time budget; the prompt is refused rather than let through unchecked."""
+
+    def __init__(self, pattern: str | None) -> None:
+        super().__init__(
+            "Checking this prompt against the server's blocked words took too long, so it was not queued. "
+            "Please shorten the prompt and try again, or tell a host: some of the server's blocked patterns "
+            "may be too slow."
+        )
+        self.pattern = pattern  # the pattern being matched when time ran out, for the hosts' log
 
 
 class ModerationService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, max_terms: int = 50, budget_seconds: float = 0.25
+    ) -> None:
         self.sessions = sessions
+        self.max_terms = max_terms  # blocked words and patterns per guild, together
+        self.budget_seconds = budget_seconds  # for one check of all of a prompt's texts against all the terms
         self._cache: dict[int, _CompiledTerms] = {}
-        # Bumped on every change, so a load that raced with a change is not cached.
-        self._generation: defaultdict[int, int] = defaultdict(int)
+        # Per guild, changes and loads of the terms take turns: the cap is counted and used at once, a load
+        # never caches terms that a change has just replaced, and concurrent checks compile the terms once.
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def add_term(self, guild_id: int, kind: str, value: str, added_by: int) -> Term:
-        """Blocks a word, phrase or pattern; raises UserFacingError for a bad or duplicate term."""
+        """Blocks a word, phrase or pattern; raises UserFacingError for a bad or duplicate term, or past the cap."""
         kind = TermKind(kind)
         stored = _validated_word(value) if kind is TermKind.WORD else _validated_pattern(value)
-        try:
-            async with self.sessions.begin() as session:
-                row = BlockedTerm(guild_id=guild_id, kind=kind.value, value=stored, added_by=added_by)
-                session.add(row)
-                await session.flush()
-                term = Term.from_row(row)
-        except IntegrityError:
-            raise UserFacingError(f"The {kind} `{stored}` is already blocked here.") from None
-        self._invalidate(guild_id)
+        async with self._locks[guild_id]:
+            try:
+                async with self.sessions.begin() as session:
+                    count = await session.scalar(
+                        select(func.count()).select_from(BlockedTerm).where(BlockedTerm.guild_id == guild_id)
+                    )
+                    if count is not None and count >= self.max_terms:
+                        raise UserFacingError(
+                            f"This server already blocks {count} words and patterns, and the limit is "
+                            f"{self.max_terms}. Remove one with `/easel moderation remove` to add `{stored}`."
+                        )
+                    row = BlockedTerm(guild_id=guild_id, kind=kind.value, value=stored, added_by=added_by)
+                    session.add(row)
+                    await session.flush()
+                    term = Term.from_row(row)
+            except IntegrityError:
+                raise UserFacingError(f"The {kind} `{stored}` is already blocked here.") from None
+            self._cache.pop(guild_id, None)
         return term
 
     async def remove_term(self, guild_id: int, kind: str, value: str) -> bool:
         """Unblocks a term, written as when it was added (words in any case or spacing)."""
         kind = TermKind(kind)
         stored = _normalise_words(value) if kind is TermKind.WORD else value.strip()
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                delete(BlockedTerm).where(
-                    BlockedTerm.guild_id == guild_id, BlockedTerm.kind == kind.value, BlockedTerm.value == stored
+        async with self._locks[guild_id]:
+            async with self.sessions.begin() as session:
+                result = await session.execute(
+                    delete(BlockedTerm).where(
+                        BlockedTerm.guild_id == guild_id, BlockedTerm.kind == kind.value, BlockedTerm.value == stored
+                    )
                 )
-            )
-        self._invalidate(guild_id)
+            self._cache.pop(guild_id, None)
         return result.rowcount > 0
 
     async def list_terms(self, guild_id: int) -> list[Term]:
@@ -154,29 +187,33 @@ class ModerationService:
             )
             return [Term.from_row(row) for row in rows]
 
-    async def check(self, guild_id: int, text: str) -> str | None:
-        """The first blocked term that the text matches (as the host wrote it), or None.
+    async def check_texts(self, guild_id: int, texts: Sequence[str]) -> str | None:
+        """The first blocked term that one of the texts matches (as the host wrote it), or None.
 
-        `text` is everything the user typed: prompt, negative prompt and inline flags together.
+        Each text is checked whole and on its own. Raises ModerationTimedOut when the check runs past the budget.
         """
+        texts = tuple(text for text in texts if text)
         terms = await self._compiled_terms(guild_id)
-        text = _without_invisibles(unicodedata.normalize("NFKC", text[:MAX_CHECKED_CHARS]))[:MAX_CHECKED_CHARS]
-        if terms.words:
-            padded = f" {_normalise_words(text)} "
-            for word, spelled in terms.words:
-                if f" {word} " in padded or f" {spelled} " in padded:
-                    return word
-        for source, pattern in terms.patterns:
-            try:
-                if pattern.search(text, timeout=PATTERN_TIMEOUT_SECONDS):
-                    return source
-            except TimeoutError:
-                # A pattern the shape check let through still ran away: refuse rather than let it pass.
-                log.warning("guild %s: blocked pattern %r timed out; refusing the prompt", guild_id, source)
-                return source
-        return None
+        if not texts or not (terms.words or terms.patterns):
+            return None
+        try:
+            return await asyncio.to_thread(_first_match, terms, texts, self.budget_seconds)
+        except ModerationTimedOut as error:
+            log.warning(
+                "guild %s: checking a prompt against %d blocked terms took over %.2f s, at pattern %r; "
+                "the prompt was refused. A host may want to simplify or remove that pattern.",
+                guild_id, len(terms.words) + len(terms.patterns), self.budget_seconds, error.pattern,
+            )
+            raise
+
+    async def check(self, guild_id: int, text: str) -> str | None:
+        """check_texts for a single text."""
+        return await self.check_texts(guild_id, (text,))
 
     async def log_refusal(self, guild_id: int, user_id: int, channel_id: int, prompt: str, matched: str) -> Refusal:
+        """Logs a refused prompt (shortened), keeping only the guild's latest KEPT_REFUSALS_PER_GUILD."""
+        if len(prompt) > MAX_LOGGED_PROMPT_CHARS:
+            prompt = prompt[: MAX_LOGGED_PROMPT_CHARS - 1] + "…"
         async with self.sessions.begin() as session:
             row = ModerationEvent(
                 guild_id=guild_id,
@@ -187,6 +224,16 @@ class ModerationService:
             )
             session.add(row)
             await session.flush()
+            older = (
+                select(ModerationEvent.id)
+                .where(ModerationEvent.guild_id == guild_id)
+                .order_by(ModerationEvent.created_at.desc(), ModerationEvent.id.desc())
+                .offset(KEPT_REFUSALS_PER_GUILD)
+            )
+            await session.execute(
+                delete(ModerationEvent).where(ModerationEvent.id.in_(older)),
+                execution_options={"synchronize_session": False},
+            )
             return Refusal.from_row(row)
 
     async def recent_refusals(self, guild_id: int, limit: int = 20) -> list[Refusal]:
@@ -201,30 +248,60 @@ class ModerationService:
             return [Refusal.from_row(row) for row in rows]
 
     async def _compiled_terms(self, guild_id: int) -> _CompiledTerms:
+        """The guild's terms, compiled once per change."""
         cached = self._cache.get(guild_id)
         if cached is not None:
             return cached
-        generation = self._generation[guild_id]
-        async with self.sessions() as session:
-            rows = (
-                await session.scalars(
-                    select(BlockedTerm).where(BlockedTerm.guild_id == guild_id).order_by(BlockedTerm.id)
-                )
-            ).all()
-        compiled = _CompiledTerms(
-            words=tuple((row.value, " ".join(row.value.replace(" ", ""))) for row in rows if row.kind == TermKind.WORD),
-            patterns=tuple(
-                (row.value, regex.compile(row.value, regex.IGNORECASE | regex.VERSION0))
-                for row in rows if row.kind == TermKind.PATTERN
-            ),
-        )
-        if self._generation[guild_id] == generation:
-            self._cache[guild_id] = compiled
-        return compiled
+        async with self._locks[guild_id]:
+            cached = self._cache.get(guild_id)  # another check may have compiled them while this one waited
+            if cached is None:
+                async with self.sessions() as session:
+                    rows = await session.execute(
+                        select(BlockedTerm.kind, BlockedTerm.value)
+                        .where(BlockedTerm.guild_id == guild_id)
+                        .order_by(BlockedTerm.id)
+                    )
+                    terms = [(TermKind(kind), value) for kind, value in rows]
+                # Off the loop too: `regex` takes 0.3 s to compile `(?:a{1000}){1000}`, which the shape check lets by.
+                cached = self._cache[guild_id] = await asyncio.to_thread(_compile_terms, terms)
+            return cached
 
-    def _invalidate(self, guild_id: int) -> None:
-        self._generation[guild_id] += 1
-        self._cache.pop(guild_id, None)
+
+def _compile_terms(terms: Sequence[tuple[TermKind, str]]) -> _CompiledTerms:
+    return _CompiledTerms(
+        words=tuple((value, " ".join(value.replace(" ", ""))) for kind, value in terms if kind is TermKind.WORD),
+        patterns=tuple(
+            (value, regex.compile(value, regex.IGNORECASE | regex.VERSION0))
+            for kind, value in terms if kind is TermKind.PATTERN
+        ),
+    )
+
+
+def _first_match(terms: _CompiledTerms, texts: Sequence[str], budget_seconds: float) -> str | None:
+    """The first term that one of the texts matches, or None; raises ModerationTimedOut past the budget.
+
+    Runs in a worker thread. `concurrent=True` lets `regex` release the GIL while it matches: without it a long
+    match would hold up the event loop as surely as if it ran there.
+    """
+    deadline = time.monotonic() + budget_seconds
+    texts = [_without_invisibles(unicodedata.normalize("NFKC", text)) for text in texts]
+    if terms.words:  # linear in the text: no deadline needed
+        for text in texts:
+            padded = f" {_normalise_words(text)} "
+            for word, spelled in terms.words:
+                if f" {word} " in padded or f" {spelled} " in padded:
+                    return word
+    for text in texts:
+        for source, pattern in terms.patterns:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ModerationTimedOut(source)
+            try:
+                if pattern.search(text, timeout=remaining, concurrent=True):
+                    return source
+            except TimeoutError:
+                raise ModerationTimedOut(source) from None
+    return None
 
 
 def _without_invisibles(text: str) -> str:
