@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from bot import __version__, db
 from bot.log import setup_logging
 from bot.render_cli import add_render_command
+from bot.retention import data_size, human_size, prune
 from bot.settings import Settings
 from bot.weights_cli import add_weights_command
 
@@ -140,6 +141,38 @@ def command_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_data(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings is None:
+        return 2
+    if args.data_action == "size":
+        size = data_size(settings.data_dir, settings.resolved_database_url)
+        for part, value in (("uploads", size.uploads), ("results", size.results), ("database", size.database)):
+            print(f"{part:<10} {human_size(value):>10}")
+        print(f"{'total':<10} {human_size(size.total):>10}  ({settings.data_dir})")
+        return 0
+    if settings.keep_results_days == 0:
+        print("KEEP_RESULTS_DAYS=0: keeping every result and upload; nothing removed")
+        return 0
+
+    async def act() -> int:
+        engine = db.create_engine(settings.resolved_database_url)
+        try:
+            if await db.current_revision(engine) != db.head_revision():
+                print("The database is not at the newest schema: run `python -m bot db upgrade` first.",
+                      file=sys.stderr)
+                return 1
+            report = await prune(db.create_session_factory(engine), settings.data_dir, settings.keep_results_days)
+        finally:
+            await engine.dispose()
+        for item in report.removed:
+            print(f"removed {item.kind:<6} {human_size(item.size_bytes):>10}  {item.path}")
+        print(report.summary())
+        return 0
+
+    return asyncio.run(act())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Easel, the AI-art workshop bot.")
     parser.add_argument("--version", action="version", version=f"easel {__version__}")
@@ -167,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--guild", type=int, help="register to this guild id")
     where.add_argument("--global", dest="globally", action="store_true", help="register globally")
     sync.set_defaults(func=command_sync)
+
+    data = commands.add_parser("data", help="prune old results and uploads, or show the data folder's size",
+                               description="Manage DATA_DIR: results of jobs finished more than KEEP_RESULTS_DAYS "
+                                           "ago and uploads no live job needs can be removed.")
+    data_actions = data.add_subparsers(dest="data_action", required=True, metavar="ACTION")
+    data_actions.add_parser("prune", help="remove old results and unneeded uploads now, and list them",
+                            description="Remove the results of jobs finished more than KEEP_RESULTS_DAYS ago and "
+                                        "the uploads that no queued, running or recent job reads (the bot does "
+                                        "this daily). KEEP_RESULTS_DAYS=0 keeps everything.")
+    data_actions.add_parser("size", help="show the data folder's size: uploads, results, database, total",
+                            description="Show how much disk DATA_DIR uses, by part.")
+    data.set_defaults(func=command_data)
 
     add_render_command(commands)
     add_weights_command(commands)

@@ -11,7 +11,7 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import db
@@ -26,17 +26,21 @@ from bot.jobs.service import JobService
 from bot.jobs.uploads import UploadStore
 from bot.jobs.worker import GpuWorker
 from bot.moderation import ModerationService
+from bot.retention import prune
 from bot.settings import Settings
 from bot.state import AppStateStore
+from bot.ui.fit import fit
 from bot.ui.views import BUTTONS
 
 log = logging.getLogger(__name__)
 
 COGS = ("cogs.admin", "cogs.generate")
+MAX_RATELIMIT_WAIT_SECONDS = 30.0  # the least discord.py accepts
 INTERNAL_ERROR_MESSAGE = (
     "Something went wrong on Easel's side, and nothing you typed was lost. "
     "Try again in a minute; if it keeps failing, tell a host (the details are in the bot's log)."
 )
+FIRST_SWEEP_DELAY_SECONDS = 300  # the first clean-up waits until start-up's own work is done
 
 
 class EaselTree(app_commands.CommandTree["Easel"]):
@@ -65,6 +69,7 @@ async def answer_failure(interaction: discord.Interaction, error: Exception) -> 
 
 async def send_ephemeral(interaction: discord.Interaction, message: str) -> None:
     """Answers an interaction ephemerally, whether or not it was already answered or deferred."""
+    message = fit(message)
     try:
         if interaction.response.is_done():
             await interaction.followup.send(message, ephemeral=True)
@@ -83,7 +88,9 @@ class Easel(commands.Bot):
             intents=discord.Intents.default(),
             tree_cls=EaselTree,
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            allowed_mentions=discord.AllowedMentions.none(),  # a post that must ping names exactly who
+            # A longer wait than this raises discord.RateLimited to the caller, whose own back-off runs.
+            max_ratelimit_timeout=MAX_RATELIMIT_WAIT_SECONDS,
             **client_options,
         )
         self.cogs_to_load = cogs
@@ -94,7 +101,8 @@ class Easel(commands.Bot):
         self.sessions = db.create_session_factory(self.engine)
         self.guild_service = GuildService(self.sessions)
         self.app_state = AppStateStore(self.sessions)
-        self.moderation = ModerationService(self.sessions)
+        self.moderation = ModerationService(self.sessions, max_terms=settings.max_blocked_terms_per_guild,
+                                            budget_seconds=settings.moderation_budget_seconds)
         self.job_repository = JobRepository(self.sessions)
         self.jobs = JobService(
             settings, self.job_repository, self.guild_service, self.moderation,
@@ -144,7 +152,24 @@ class Easel(commands.Bot):
         missed = await self.job_repository.undelivered()
         self.delivering = asyncio.create_task(self.publisher.deliver_missed(missed), name="easel-deliver-missed")
         self.runner.start()
+        self.sweep_data.start()
         log.info("GPU worker on %s; %s", worker.device, "; ".join(worker.describe()))
+
+    @tasks.loop(hours=24)
+    async def sweep_data(self) -> None:
+        """Daily: removes old results and the uploads no live job reads (see bot.retention). Never raises."""
+        try:
+            report = await prune(self.sessions, self.settings.data_dir, self.settings.keep_results_days)
+        except Exception:
+            log.exception("the daily clean-up of old results and uploads failed; it runs again tomorrow")
+            return
+        for item in report.removed:
+            log.info("removed the %s %s (%d bytes)", item.kind, item.path, item.size_bytes)
+        log.info("daily clean-up (KEEP_RESULTS_DAYS=%d): %s", self.settings.keep_results_days, report.summary())
+
+    @sweep_data.before_loop
+    async def _before_first_sweep(self) -> None:
+        await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Registers the slash commands when they changed since the last registration.
@@ -187,6 +212,7 @@ class Easel(commands.Bot):
             self._shutdown = asyncio.create_task(self._shut_down(), name="easel-shutdown")
 
     async def _shut_down(self) -> None:
+        self.sweep_data.cancel()
         if self.runner is not None:
             await self.runner.stop()
         if self.delivering is not None:

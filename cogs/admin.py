@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -11,11 +13,15 @@ from discord.ext import commands
 
 from bot import __version__
 from bot.errors import UserFacingError
-from bot.ui.checks import host_only
+from bot.jobs.parser import limit_floor
+from bot.retention import DataSize, data_size, human_size
+from bot.ui.checks import host_only, is_host
+from bot.ui.fit import fit
 
 if TYPE_CHECKING:
     from bot.client import Easel
 
+DATA_SIZE_SECONDS = 60  # how long /about reuses the data folder's size: walking a big folder takes a while
 TERM_KINDS = [app_commands.Choice(name="word or phrase", value="word"),
               app_commands.Choice(name="regular expression", value="pattern")]
 
@@ -31,11 +37,20 @@ class Admin(commands.Cog):
 
     def __init__(self, bot: Easel) -> None:
         self.bot = bot
+        self._data_size: tuple[float, DataSize] | None = None  # (when measured, size)
+
+    async def cached_data_size(self) -> DataSize:
+        """The data folder's size, measured off the event loop at most once a minute."""
+        if self._data_size is None or time.monotonic() - self._data_size[0] > DATA_SIZE_SECONDS:
+            settings = self.bot.settings
+            size = await asyncio.to_thread(data_size, settings.data_dir, settings.resolved_database_url)
+            self._data_size = (time.monotonic(), size)
+        return self._data_size[1]
 
     @app_commands.command(name="about", description="What Easel is, its device and models, the queue, uptime")
     async def about(self, interaction: discord.Interaction[Easel]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        queued, running = await self.bot.jobs.queue_status()
+        queued, running = await self.bot.jobs.queue_status(interaction.user.id, interaction.guild_id)
         embed = discord.Embed(
             title="Easel",
             description="Community AI-art workshops: set up an image, score it, and watch optimisation at work.",
@@ -49,6 +64,11 @@ class Admin(commands.Cog):
             embed.add_field(name="Models", value="\n".join(worker.describe()[:2]), inline=False)
         embed.add_field(name="Running", value=f"job #{running.id} ({running.technique})" if running else "nothing")
         embed.add_field(name="Queue", value=f"{queued} job{'s' if queued != 1 else ''} waiting")
+        if await is_host(interaction):
+            size = await self.cached_data_size()
+            embed.add_field(name="Data folder", inline=False, value=(
+                f"{human_size(size.total)} in all: uploads {human_size(size.uploads)}, "
+                f"results {human_size(size.results)}, database {human_size(size.database)}"))
         await interaction.followup.send(embed=embed, ephemeral=True)
 
     @easel.command(name="config", description="Show or set this server's host role and workshop channel")
@@ -91,8 +111,12 @@ class Admin(commands.Cog):
         for name, value, ceiling in (("max_steps", max_steps, settings.max_steps),
                                      ("max_size", max_size, settings.max_size)):
             if value is not None:
-                if not 1 <= value <= ceiling:
-                    raise UserFacingError(f"{name} must be between 1 and {ceiling}, this bot's own limit.")
+                floor = limit_floor(name.removeprefix("max_"))
+                if not floor <= value <= ceiling:
+                    raise UserFacingError(
+                        f"{name} must be between {floor} (the least every technique needs) and {ceiling} "
+                        "(this bot's own limit)."
+                    )
                 changes[name] = value
         service = self.bot.guild_service
         config = await (service.update(interaction.guild_id, **changes) if changes else
@@ -133,7 +157,7 @@ class Admin(commands.Cog):
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.moderation.add_term(interaction.guild_id, kind, value, interaction.user.id)
-        await interaction.followup.send(f"Blocked {kind} `{value}`. Prompts containing it will be refused.",
+        await interaction.followup.send(fit(f"Blocked {kind} `{value}`. Prompts containing it will be refused."),
                                         ephemeral=True)
 
     @moderation.command(name="remove", description="Stop blocking a word, phrase or pattern")
@@ -144,7 +168,7 @@ class Admin(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         removed = await self.bot.moderation.remove_term(interaction.guild_id, kind, value)
         text = f"No longer blocking {kind} `{value}`." if removed else f"`{value}` was not blocked as a {kind}."
-        await interaction.followup.send(text, ephemeral=True)
+        await interaction.followup.send(fit(text), ephemeral=True)
 
     @moderation.command(name="list", description="The blocked words and patterns, and recent refused prompts")
     @host_only()
@@ -159,7 +183,7 @@ class Admin(commands.Cog):
             lines.append("**Recently refused**")
             lines += [f"• <t:{int(refusal.created_at.timestamp())}:R> <@{refusal.user_id}>: matched `{refusal.matched}`"
                       for refusal in refusals]
-        await interaction.followup.send("\n".join(lines)[:2000], ephemeral=True,
+        await interaction.followup.send(fit("\n".join(lines)), ephemeral=True,
                                         allowed_mentions=discord.AllowedMentions.none())
 
 

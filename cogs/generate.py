@@ -13,15 +13,32 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
+from bot.jobs.parser import SEED_MAX, option_range
 from bot.jobs.service import JobStatus
 from bot.ui.checks import host_guild
 from bot.ui.embeds import place_text, result_embed
+from bot.ui.fit import fit
 from bot.ui.views import answer_with_receipt, request_from, result_view
 
 if TYPE_CHECKING:
     from bot.client import Easel
 
 ACCEPTED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+
+
+def ranged(kind: type, technique: str, name: str) -> object:
+    """A slash option type that tells Discord the option's range, so clients refuse what the job would."""
+    low, high = option_range(technique, name)
+    return app_commands.Range[kind, kind(low), kind(high)]
+
+
+Seed = app_commands.Range[int, 0, SEED_MAX]
+ImagineSteps, ImagineSize, Cutn = (ranged(int, "imagine", name) for name in ("steps", "size", "cutn"))
+StyleSteps, StyleSize, StyleWeight = ranged(int, "style", "steps"), ranged(int, "style", "size"), ranged(
+    float, "style", "style_weight")
+DreamSteps, DreamSize, Octaves = (ranged(int, "dream", name) for name in ("steps", "size", "octaves"))
+NcaSteps, NcaSize = ranged(int, "nca", "steps"), ranged(int, "nca", "size")
+CppnSteps, CppnSize = ranged(int, "cppn", "steps"), ranged(int, "cppn", "size")
 PARAMETERIZATIONS = [app_commands.Choice(name=name, value=name) for name in ("stack", "pixels", "fourier")]
 DREAM_LAYERS = [app_commands.Choice(name=name, value=name) for name in (
     "relu2_2", "relu3_3", "relu4_1", "relu4_2", "relu4_3", "relu5_1", "relu5_3")]
@@ -56,10 +73,10 @@ class Generate(commands.Cog):
         cutn="Random cutouts CLIP looks at each step", image_prompt="An image whose look to aim for as well",
     )
     @app_commands.choices(param=PARAMETERIZATIONS)
-    async def imagine(self, interaction: discord.Interaction[Easel], prompt: str, steps: int | None = None,
-                      size: int | None = None, seed: int | None = None, param: str | None = None,
+    async def imagine(self, interaction: discord.Interaction[Easel], prompt: str, steps: ImagineSteps | None = None,
+                      size: ImagineSize | None = None, seed: Seed | None = None, param: str | None = None,
                       init_image: discord.Attachment | None = None, negative: str | None = None,
-                      cutn: int | None = None, image_prompt: discord.Attachment | None = None) -> None:
+                      cutn: Cutn | None = None, image_prompt: discord.Attachment | None = None) -> None:
         await self.submit(interaction, "imagine", {"steps": steps, "size": size, "param": param,
                                                    "negative": negative, "cutn": cutn},
                           text=prompt, attachments={"init_image": init_image, "image_prompt": image_prompt},
@@ -70,8 +87,8 @@ class Generate(commands.Cog):
                            steps="Optimisation steps", size="Longest side in pixels", seed="Same seed, same image",
                            style_weight="How strongly to match the style")
     async def style(self, interaction: discord.Interaction[Easel], content: discord.Attachment,
-                    style: discord.Attachment, steps: int | None = None, size: int | None = None,
-                    seed: int | None = None, style_weight: float | None = None) -> None:
+                    style: discord.Attachment, steps: StyleSteps | None = None, size: StyleSize | None = None,
+                    seed: Seed | None = None, style_weight: StyleWeight | None = None) -> None:
         await self.submit(interaction, "style", {"steps": steps, "size": size, "style_weight": style_weight},
                           attachments={"content": content, "style": style}, seed=seed)
 
@@ -81,8 +98,8 @@ class Generate(commands.Cog):
                            seed="Same seed, same image")
     @app_commands.choices(layer=DREAM_LAYERS)
     async def dream(self, interaction: discord.Interaction[Easel], image: discord.Attachment,
-                    layer: str | None = None, steps: int | None = None, size: int | None = None,
-                    octaves: int | None = None, seed: int | None = None) -> None:
+                    layer: str | None = None, steps: DreamSteps | None = None, size: DreamSize | None = None,
+                    octaves: Octaves | None = None, seed: Seed | None = None) -> None:
         await self.submit(interaction, "dream", {"layer": layer, "steps": steps, "size": size, "octaves": octaves},
                           attachments={"image": image}, seed=seed)
 
@@ -90,7 +107,7 @@ class Generate(commands.Cog):
     @app_commands.describe(target="The image to grow (a transparent PNG or emoji works best)",
                            steps="Training steps", size="Side of the result in pixels", seed="Same seed, same result")
     async def nca(self, interaction: discord.Interaction[Easel], target: discord.Attachment,
-                  steps: int | None = None, size: int | None = None, seed: int | None = None) -> None:
+                  steps: NcaSteps | None = None, size: NcaSize | None = None, seed: Seed | None = None) -> None:
         await self.submit(interaction, "nca", {"steps": steps, "size": size},
                           attachments={"target": target}, seed=seed)
 
@@ -99,8 +116,9 @@ class Generate(commands.Cog):
                            steps="Animation frames (or fitting steps with a target)",
                            target="An image to fit the network to (optional)",
                            flags="More options, e.g. --layers 10 --zoom 2 --colour hsv")
-    async def cppn(self, interaction: discord.Interaction[Easel], seed: int | None = None,
-                   size: int | None = None, steps: int | None = None, target: discord.Attachment | None = None,
+    async def cppn(self, interaction: discord.Interaction[Easel], seed: Seed | None = None,
+                   size: CppnSize | None = None, steps: CppnSteps | None = None,
+                   target: discord.Attachment | None = None,
                    flags: str | None = None) -> None:
         await self.submit(interaction, "cppn", {"size": size, "steps": steps}, text=flags,
                           attachments={"target": target}, seed=seed)
@@ -108,7 +126,7 @@ class Generate(commands.Cog):
     @app_commands.command(name="queue", description="Your jobs, their places in the queue and when they start")
     async def queue(self, interaction: discord.Interaction[Easel]) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        view = await self.bot.jobs.queue_view(interaction.user.id)
+        view = await self.bot.jobs.queue_view(interaction.user.id, interaction.guild_id)
         lines = [f"{view.queue_length} job{'s' if view.queue_length != 1 else ''} waiting in the queue."]
         if view.running:
             lines.append(f"Running now: job #{view.running.id} ({view.running.technique}).")
@@ -117,7 +135,7 @@ class Generate(commands.Cog):
             lines.append(f"• #{job.id} {job.technique}: {job.title} · {where}")
         if not view.mine:
             lines.append("You have no jobs waiting. Start one with /imagine.")
-        await interaction.followup.send("\n".join(lines)[:2000], ephemeral=True)
+        await interaction.followup.send(fit("\n".join(lines)), ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel your queued or running job (hosts: any job)")
     @app_commands.describe(job="The job number; leave empty for your running or latest job")
@@ -135,14 +153,14 @@ class Generate(commands.Cog):
     @app_commands.describe(id="The job number")
     async def job(self, interaction: discord.Interaction[Easel], id: int) -> None:
         # A quick local lookup before the public defer, so a wrong number is answered privately.
-        job = await self.bot.jobs.visible_job(id, interaction.user.id, interaction.guild_id)
+        job = await self.bot.jobs.job_to_show(id, interaction.user.id, interaction.guild_id)
         await interaction.response.defer(thinking=True)
         if job.result_path is None:
             where = str(job.status) if job.status != JobStatus.QUEUED else place_text(await self.bot.jobs.place_of(job))
             text = f"Job #{job.id} ({job.technique}): {job.title} · {where}"
             if job.error:
                 text += f"\n{job.error}"
-            await interaction.followup.send(text[:2000])
+            await interaction.followup.send(fit(text))
             return
         try:
             files, image_name = await asyncio.to_thread(self.bot.publisher.result_files, job,

@@ -1,15 +1,21 @@
+import asyncio
 import logging
 import os
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot import db
 from bot.cli import main
+from bot.jobs.repository import JobRepository
 from bot.log import RedactSecrets
 from bot.settings import Settings
+from models import Job, JobStatus
+from models.base import utcnow
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,3 +90,57 @@ def test_env_example_lists_every_setting_with_its_default():
     for name, field in Settings.model_fields.items():
         if listed[name.upper()] and field.default is not None:
             assert listed[name.upper()].lower() == str(getattr(defaults, name)).lower(), name
+
+
+@pytest.mark.parametrize("args", [["data", "--help"], ["data", "prune", "--help"], ["data", "size", "--help"]])
+def test_the_data_commands_have_help(args, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+async def add_old_finished_job(database_url: str) -> int:
+    engine = db.create_engine(database_url)
+    try:
+        job = await JobRepository(db.create_session_factory(engine)).add(Job(
+            guild_id=10, channel_id=20, user_id=1, technique="cppn", title="t", seed=1, total_steps=10,
+            spec={"technique": "cppn", "seed": 1, "config": {}}, status=JobStatus.DONE,
+            finished_at=utcnow() - timedelta(days=8),
+        ))
+    finally:
+        await engine.dispose()
+    return job.id
+
+
+def test_data_prune_lists_each_file_it_removed_and_the_total(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("KEEP_RESULTS_DAYS", "7")
+    assert main(["db", "upgrade"]) == 0
+    job_id = asyncio.run(add_old_finished_job(Settings().resolved_database_url))
+    result = tmp_path / "results" / f"job-{job_id}"
+    result.mkdir(parents=True)
+    (result / "final.png").write_bytes(b"r" * 1500)
+    orphan = tmp_path / "uploads" / "orphan.png"
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"u" * 2500)
+    two_hours_ago = time.time() - 7200
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    capsys.readouterr()
+
+    assert main(["data", "prune"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(str(result) in line and "1.5 kB" in line for line in lines)
+    assert any(str(orphan) in line and "2.5 kB" in line for line in lines)
+    assert lines[-1] == "Removed 1 result folder (1.5 kB) and 1 upload (2.5 kB): 4.0 kB freed"
+    assert not result.exists() and not orphan.exists()
+
+    assert main(["data", "size"]) == 0
+    assert "uploads" in capsys.readouterr().out
+
+
+def test_data_prune_refuses_a_database_that_was_never_upgraded(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["data", "prune"]) == 1
+    assert "python -m bot db upgrade" in capsys.readouterr().err

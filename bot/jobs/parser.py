@@ -188,15 +188,40 @@ def _check(field: _Field, value: Any, limits: Limits, notes: list[str], given: b
         return value
     low, high = field.meta.get("min"), field.meta.get("max")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise SpecError(f"{label} must be {_range_text(low, high)} (you gave {value:g}).")
+        raise SpecError(f"{label} must be {_range_text(low, high)} (you gave {_number_text(value)}).")
     limit = field.meta.get("limit")
-    if limit is not None and value > limits.cap(limit):
-        cap = limits.cap(limit)
+    # A guild's cap below what this technique needs is lifted to the technique's own minimum.
+    cap = max(limits.cap(limit), low if low is not None else 0) if limit is not None else None
+    if cap is not None and value > cap:
         if given and not limits.clamp:
-            raise SpecError(f"{label} must be at most {cap} on this server (you gave {value:g}).")
+            raise SpecError(f"{label} must be at most {cap} on this server (you gave {_number_text(value)}).")
         notes.append(f"{label} clamped to {cap}, this server's limit")
         return field.kind(cap)
     return value
+
+
+def _number_text(value: float) -> str:
+    """A number as the person typed it, shortened when it is absurdly long."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 20 else f"{value:.3g}"
+
+
+def option_range(technique: str, name: str) -> tuple[float, float]:
+    """The (min, max) a technique's option accepts, for slash options that say so to Discord."""
+    field = next(field for field in _fields(_technique(technique).config_type) if field.name == name)
+    return field.meta["min"], field.meta["max"]
+
+
+def limit_floor(limit: str) -> int:
+    """The smallest guild limit ("steps" or "size") under which every technique can still run."""
+    from bot.art.techniques import TECHNIQUES
+
+    return max(
+        field.meta.get("min") or 1
+        for technique in TECHNIQUES.values()
+        for field in _fields(technique.config_type)
+        if field.meta.get("limit") == limit
+    )
 
 
 def _parse_seed(value: object) -> int:

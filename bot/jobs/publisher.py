@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from bot.jobs.service import Place
 from bot.jobs.worker import ProgressEvent
 from bot.settings import Settings
 from bot.ui.embeds import place_text, result_embed, running_text, status_embed
+from bot.ui.fit import THREAD_NAME, fit
 from bot.ui.views import result_view, status_view
 from models import Job, JobStatus
 
@@ -35,6 +37,44 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THREAD_ARCHIVE_MINUTES = 1440
 NO_PINGS = discord.AllowedMentions.none()
+EDITS_PER_WINDOW, EDIT_WINDOW_SECONDS = 4, 5.0  # Discord allows about 5 edits per 5 s per channel
+OLD_MESSAGE_EDITS_USED_UP = 30046  # too many edits of messages older than an hour
+
+
+def ping_only(user_id: int) -> discord.AllowedMentions:
+    """Mentions that ping exactly this one person: never anyone named in user text, nor @everyone."""
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False, users=[discord.Object(user_id)])
+
+
+class ChannelEditBudget:
+    """Message edits per channel kept under Discord's unpublished limit (about 5 per 5 s).
+
+    Over it Discord answers 429s that discord.py waits out by retrying, which counts against the
+    bot's invalid-request allowance; waiting our turn here costs nothing.
+    """
+
+    def __init__(self, edits: int = EDITS_PER_WINDOW, seconds: float = EDIT_WINDOW_SECONDS) -> None:
+        self.edits = edits
+        self.seconds = seconds
+        self._recent: dict[int, deque[float]] = {}  # channel id -> times of its edits in the window
+
+    async def wait_turn(self, channel_id: int) -> None:
+        """Returns once this channel may take one more edit now, and counts it."""
+        while True:
+            now = time.monotonic()
+            recent = self._recent.setdefault(channel_id, deque())
+            while recent and recent[0] <= now - self.seconds:
+                recent.popleft()
+            if len(recent) < self.edits:
+                recent.append(now)
+                return
+            await asyncio.sleep(recent[0] + self.seconds - now)
+
+    def forget_idle_channels(self) -> None:
+        """Drops channels without an edit in the window, so the record stays small."""
+        now = time.monotonic()
+        for channel_id in [key for key, times in self._recent.items() if not times or times[-1] <= now - self.seconds]:
+            del self._recent[channel_id]
 
 
 @dataclass
@@ -58,6 +98,7 @@ class DiscordPublisher:
         self.repository = repository
         self.settings = settings
         self.live: dict[int, LiveStatus] = {}
+        self.edit_budget = ChannelEditBudget()
         self._opening: dict[int, asyncio.Lock] = {}
 
     # --- the thread and the status message --------------------------------------------------------
@@ -103,7 +144,7 @@ class DiscordPublisher:
             return job.channel_id
         try:
             thread = await starter.create_thread(
-                name=f"#{job.id} {job.title}"[:100], auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                name=fit(f"#{job.id} {job.title}", THREAD_NAME), auto_archive_duration=THREAD_ARCHIVE_MINUTES,
             )
         except discord.HTTPException as error:
             log.warning("job %s: no thread (%s %s); using the channel", job.id, error.status, error.code)
@@ -116,8 +157,17 @@ class DiscordPublisher:
     async def _edit_status(self, job: Job, **changes: object) -> None:
         if job.thread_id is None or job.status_message_id is None:
             return
+        await self.edit_budget.wait_turn(job.thread_id)
         message = self._channel(job.thread_id).get_partial_message(job.status_message_id)  # type: ignore[attr-defined]
         await message.edit(**changes)
+
+    async def _show_final_status(self, job: Job, text: str) -> None:
+        """The status message's last word. It may be gone (deleted by someone) or refused: the
+        outcome is posted anyway, so this never raises for Discord's reasons."""
+        try:
+            await self._edit_status(job, embed=status_embed(job, text=text), attachments=[], view=None)
+        except discord.HTTPException as error:
+            log.warning("job %s: could not update its status message (%s %s)", job.id, error.status, error.code)
 
     # --- JobViews: what the runner reports ----------------------------------------------------------
 
@@ -191,16 +241,22 @@ class DiscordPublisher:
                     attachments=[discord.File(preview, filename=name)],
                 )
             except discord.HTTPException as error:
-                # discord.py already waited out 429s; anything else (30046: too many edits of an old
-                # message) means slow down.
+                if error.code == OLD_MESSAGE_EDITS_USED_UP:
+                    log.warning("job %s: no more edits of its old status message this hour", live.job.id)
+                    return  # the final edit and the result post still come
+                # discord.py already waited out ordinary 429s; anything else means slow down.
                 log.warning("job %s: status edit failed (%s); slowing down", live.job.id, error.code)
                 interval = max(interval * 2, 5.0)
+            except discord.RateLimited as error:  # a wait longer than the client's max_ratelimit_timeout
+                log.warning("job %s: status edits rate limited for %.0f s", live.job.id, error.retry_after)
+                interval = max(interval * 2, error.retry_after)
             live.last_edit_at = time.monotonic()
 
     async def _stop_live(self, job_id: int, *, finish_keyframes: bool = True) -> LiveStatus | None:
         """Stops the status refresher; keyframes being posted are finished first, so they come before
         the result (on shutdown they are dropped: the job runs again after the restart)."""
         live = self.live.pop(job_id, None)
+        self.edit_budget.forget_idle_channels()
         if live is None:
             return None
         if finish_keyframes and live.pending:
@@ -220,12 +276,12 @@ class DiscordPublisher:
     async def job_done(self, job: Job) -> None:
         """The result in the job's thread, once: a job whose result was posted before is left alone."""
         await self._stop_live(job.id)
-        await self.open_views(job)
+        with contextlib.suppress(discord.HTTPException):  # no thread: the result goes to the channel
+            await self.open_views(job)
         async with self._lock(job.id):
             job = await self.repository.get(job.id) or job
             steps = (job.metrics or {}).get("steps_done", job.total_steps)
-            await self._edit_status(job, embed=status_embed(job, text=f"Done in {steps} steps. The result is below."),
-                                    attachments=[], view=None)
+            await self._show_final_status(job, f"Done in {steps} steps. The result is below.")
             if job.final_message_id is None:
                 message = await self._post_result(job)
                 await self.repository.update_views(job.id, final_message_id=message.id)
@@ -233,10 +289,16 @@ class DiscordPublisher:
 
     async def _post_result(self, job: Job) -> discord.Message:
         """The final image, the animation, the loss chart, the parameters and the buttons; pings the author."""
-        files, image_name = await asyncio.to_thread(self.result_files, job, self.upload_limit(job))
-        return await self._channel(job.thread_id).send(  # type: ignore[arg-type]
+        where = self._channel(job.thread_id or job.channel_id)
+        try:
+            files, image_name = await asyncio.to_thread(self.result_files, job, self.upload_limit(job))
+        except FileNotFoundError:
+            log.warning("job %s: its result is no longer stored; posting a notice instead", job.id)
+            return await where.send(f"<@{job.user_id}> job #{job.id} finished, but its image is no longer stored.",
+                                    allowed_mentions=ping_only(job.user_id))
+        return await where.send(
             f"<@{job.user_id}> your job is done.", embed=result_embed(job, image_name), files=files,
-            view=result_view(job.id, job.technique), allowed_mentions=discord.AllowedMentions(users=True),
+            view=result_view(job.id, job.technique), allowed_mentions=ping_only(job.user_id),
         )
 
     def result_files(self, job: Job, limit: int) -> tuple[list[discord.File], str]:
@@ -245,7 +307,8 @@ class DiscordPublisher:
 
         Raises FileNotFoundError when the result is no longer stored.
         """
-        assert job.result_path is not None
+        if job.result_path is None:
+            raise FileNotFoundError(f"job {job.id} has no stored result")
         stem = safe_filename(f"easel-{job.id}")
         chart = Path(job.result_path).with_name("loss.png")
         chart_bytes = chart.read_bytes() if chart.exists() else None
@@ -273,11 +336,11 @@ class DiscordPublisher:
             await self.open_views(job)
         async with self._lock(job.id):
             job = await self.repository.get(job.id) or job
-            await self._edit_status(job, embed=status_embed(job, text=f"Failed: {message}"), attachments=[], view=None)
-            if job.failure_notice_message_id is None and job.thread_id is not None:
-                notice = await self._channel(job.thread_id).send(
-                    f"<@{job.user_id}> job #{job.id} failed: {message}",
-                    allowed_mentions=discord.AllowedMentions(users=True),
+            await self._show_final_status(job, f"Failed: {message}")
+            if job.failure_notice_message_id is None:
+                notice = await self._channel(job.thread_id or job.channel_id).send(
+                    fit(f"<@{job.user_id}> job #{job.id} failed: {message}"),
+                    allowed_mentions=ping_only(job.user_id),
                 )
                 await self.repository.update_views(job.id, failure_notice_message_id=notice.id)
         self._opening.pop(job.id, None)
@@ -286,7 +349,7 @@ class DiscordPublisher:
         await self._stop_live(job.id)
         async with self._lock(job.id):  # after the views being made, if any: they then say "Cancelled"
             job = await self.repository.get(job.id) or job
-            await self._edit_status(job, embed=status_embed(job, text="Cancelled."), attachments=[], view=None)
+            await self._show_final_status(job, "Cancelled.")
         self._opening.pop(job.id, None)
 
     async def job_requeued(self, job: Job) -> None:
@@ -302,8 +365,8 @@ class DiscordPublisher:
                     await self.job_done(job)
                 else:
                     await self.job_failed(job, job.error or "The job failed.")
-            except discord.HTTPException:
-                log.warning("job %s: still cannot post its outcome", job.id, exc_info=True)
+            except Exception:  # one job's trouble (a missing file, Discord) must not hold back the others
+                log.exception("job %s: could not post its outcome after the restart", job.id)
 
 
 def png_bytes(image: Image.Image) -> io.BytesIO:

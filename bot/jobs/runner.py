@@ -60,6 +60,7 @@ class JobRunner:
         self._stopping = False
         self._cancel_flags: dict[int, threading.Event] = {}
         self._cancelled_by_people: set[int] = set()  # job ids; a person's cancel beats a shutdown's
+        self._claiming = False  # a claim is under way: the job it returns may be cancelled already
         self._task: asyncio.Task[None] | None = None
         self._showing: dict[int, asyncio.Task[None]] = {}  # per job, its latest view update
         self._connected = False
@@ -71,12 +72,19 @@ class JobRunner:
         """Tells the runner that a job was queued or a guild resumed."""
         self._wake.set()
 
-    def cancel(self, job_id: int) -> None:
-        """Asks a running job to stop before its next step (also when it is only about to start)."""
+    def cancel(self, job_id: int) -> bool:
+        """Asks a running job to stop before its next step (also when it is only about to start).
+
+        False when this runner is not running the job: its row says `running` only because its
+        outcome could not be recorded.
+        """
+        if not self._claiming and (self.current is None or self.current.id != job_id):
+            return False
         self._cancelled_by_people.add(job_id)
         flag = self._cancel_flags.get(job_id)
         if flag is not None:
             flag.set()
+        return True
 
     async def stop(self) -> None:
         """Stops the running job between steps (it goes back to the queue) and ends the loop."""
@@ -97,11 +105,14 @@ class JobRunner:
         await self.wait_until_ready()
         self._connected = True
         while not self._stopping:
+            self._claiming = True
             try:
                 job = await self.repository.claim_next()
             except Exception:
                 log.exception("could not claim the next job")
                 job = None
+            finally:
+                self._claiming = False
             if job is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -152,7 +163,7 @@ class JobRunner:
                 self._show(job.id, self.views.job_done(done))
         finally:
             self._cancel_flags.pop(job.id, None)
-            self._cancelled_by_people.discard(job.id)
+            self._cancelled_by_people.clear()  # one job runs at a time: any other id here is stale
             self.current = None
 
     def _show(self, job_id: int, update: Coroutine[object, object, None]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +23,7 @@ from bot.jobs.parser import Limits, SpecError, parse_job
 from bot.jobs.repository import IllegalTransition, JobRepository
 from bot.jobs.scheduler import estimated_waits
 from bot.jobs.spec import JobSpec
-from bot.jobs.uploads import UploadStore
+from bot.jobs.uploads import CheckedUpload, UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import Job, JobStatus
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 # Where a finished image goes when a job is continued: the field that takes the starting image.
 CONTINUE_FROM_FIELD = {"imagine": "init_image", "dream": "image", "style": "content"}
 TITLE_LENGTH = 90
+# How an image option names an earlier result: `--init-image job:123`.
+JOB_REFERENCE = re.compile(r"job:#?(\d{1,18})", re.IGNORECASE)
+ATTACHED = "attachment"  # what an attached image's field holds until the attachment is stored
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class JobRequest:
     images: dict[str, bytes] = field(default_factory=dict)  # field name -> attached bytes
     seed: int | None = None
     parent_job_id: int | None = None
+    # Input images a derived job keeps from its parent (field -> stored path); the parent was checked.
+    inherited_images: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,24 +96,17 @@ class JobService:
         self.uploads = uploads
         self.runner: JobRunner | None = None  # set by the bot once the worker exists
         self.views: JobViews | None = None  # how jobs are shown (the Discord publisher)
-        self._submitting: dict[int, asyncio.Lock] = {}  # per person: the cap is checked and used at once
+        # Per person, so the cap is checked and used at once; a lock lives only while someone holds it.
+        self._submitting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def submit(self, request: JobRequest) -> Receipt:
         """Validates a request and stores it as a queued job; nothing is stored when it is refused."""
-        async with self._submitting.setdefault(request.user_id, asyncio.Lock()):
+        lock = self._submitting.setdefault(request.user_id, asyncio.Lock())
+        async with lock:
             return await self._submit(request)
 
     async def _submit(self, request: JobRequest) -> Receipt:
-        said = " ".join(str(value) for value in (request.text, *request.options.values()) if isinstance(value, str))
-        if request.guild_id is not None and said:
-            matched = await self.moderation.check(request.guild_id, said)
-            if matched is not None:
-                await self.moderation.log_refusal(request.guild_id, request.user_id, request.channel_id, said, matched)
-                raise UserFacingError(
-                    "This server's hosts do not allow that prompt, so it was not queued. "
-                    "Please change it and try again."
-                )
-
+        """Checks everything first, stores the attached images last, then the job row."""
         missing = missing_weights(self.model_choice, request.technique)
         if missing is not None:
             raise UserFacingError(f"/{request.technique} cannot run on this bot yet. For a host: {missing}")
@@ -118,41 +118,89 @@ class JobService:
                 "Wait for one to start, or cancel one with /cancel."
             )
 
-        options = dict(request.options)
         try:
-            for name, data in request.images.items():
-                options[name] = str(await asyncio.to_thread(self.uploads.save, data))  # decoding takes a while
+            uploads = {name: await asyncio.to_thread(self.uploads.check, data)  # decoding takes a while
+                       for name, data in request.images.items()}
         except ImageRejected as error:
             raise UserFacingError(str(error)) from None
         config = await self.guilds.get(request.guild_id) if request.guild_id is not None else None
-        limits = self.limits_for(config)
+        options = dict(request.options) | dict.fromkeys(uploads, ATTACHED)
         try:
-            parsed = parse_job(request.technique, options, limits=limits, text=request.text, seed=request.seed)
+            parsed = parse_job(request.technique, options, limits=self.limits_for(config), text=request.text,
+                               seed=request.seed)
         except SpecError as error:
             raise UserFacingError(str(error)) from None
-        self._check_image_paths(parsed.spec)
+        if request.guild_id is not None:
+            await self._moderate(request, parsed.spec)
+        spec = await self._with_input_images(parsed.spec, request, uploads)
 
         # With a workshop channel configured, every job's thread goes there, wherever it was asked for.
         channel_id = (config and config.workshop_channel_id) or request.channel_id
         job = await self.repository.add(Job(
             guild_id=request.guild_id, channel_id=channel_id, user_id=request.user_id,
-            technique=parsed.spec.technique, spec=parsed.spec.to_dict(), seed=parsed.spec.seed,
-            title=job_title(parsed.spec), host_lane=request.is_host, parent_job_id=request.parent_job_id,
-            total_steps=getattr(parsed.spec.config, "steps", 0),
+            technique=spec.technique, spec=spec.to_dict(), seed=spec.seed,
+            title=job_title(spec), host_lane=request.is_host, parent_job_id=request.parent_job_id,
+            total_steps=getattr(spec.config, "steps", 0),
         ))
         if self.runner is not None:
             self.runner.wake()
-        return Receipt(job=job, place=await self.place_of(job), notes=parsed.notes)
+        try:
+            place = await self.place_of(job)
+        except Exception as error:
+            raise JobQueuedAnyway(job.id) from error
+        return Receipt(job=job, place=place, notes=parsed.notes)
 
-    def _check_image_paths(self, spec: JobSpec) -> None:
-        """Input images must be uploads or earlier results: a path typed in a flag would read the server's files."""
-        allowed = [self.uploads.folder.resolve(), (self.settings.data_dir / "results").resolve()]
+    async def _moderate(self, request: JobRequest, spec: JobSpec) -> None:
+        """Checks every text the job will use, after parsing, against the guild's blocked terms."""
+        assert request.guild_id is not None
+        texts = spec.texts()
+        matched = await self.moderation.check_texts(request.guild_id, texts)
+        if matched is not None:
+            await self.moderation.log_refusal(request.guild_id, request.user_id, request.channel_id,
+                                              " · ".join(texts), matched)
+            raise UserFacingError(
+                "This server's hosts do not allow that prompt, so it was not queued. "
+                "Please change it and try again."
+            )
+
+    async def _with_input_images(self, spec: JobSpec, request: JobRequest,
+                                 uploads: dict[str, CheckedUpload]) -> JobSpec:
+        """The spec with every input image as a stored file: an attachment (stored now), an earlier
+        result named `job:123` that this person may see, or an image the parent job already had.
+
+        A typed file name is refused whatever folder it names: it could read anyone's files.
+        """
+        paths: dict[str, str] = {}
         for name, value in spec.image_paths().items():
-            if not any(Path(value).resolve().is_relative_to(folder) for folder in allowed):
+            reference = JOB_REFERENCE.fullmatch(value.strip())
+            if name in uploads and value == ATTACHED:
+                continue  # stored last, once everything else is known to be fine
+            if reference is not None:
+                paths[name] = await self._result_path(int(reference[1]), request, name)
+            elif request.inherited_images.get(name) == value:
+                if not await asyncio.to_thread(Path(value).exists):
+                    raise UserFacingError(
+                        f"The image job #{request.parent_job_id} used as `{name}` is no longer stored here. "
+                        "Start a new job and attach it again."
+                    )
+                paths[name] = value
+            else:
+                flag = name.replace("_", "-")
                 raise UserFacingError(
-                    f"`{name}` takes an image you attach, not a file name: attach it with the command's "
-                    f"`{name}` option."
+                    f"`--{flag}` takes an image you attach (the command's `{name}` option) or an earlier result "
+                    f"written `job:123`, not a file name."
                 )
+        for name, upload in uploads.items():
+            if spec.image_paths().get(name) == ATTACHED:
+                paths[name] = str(await asyncio.to_thread(self.uploads.store, upload))
+        return dataclasses.replace(spec, config=dataclasses.replace(spec.config, **paths))
+
+    async def _result_path(self, job_id: int, request: JobRequest, field_name: str) -> str:
+        """The stored result of a job this person may see, for use as an input image."""
+        job = await self.visible_job(job_id, request.user_id, request.guild_id)
+        if job.status != JobStatus.DONE or not job.result_path or not Path(job.result_path).exists():  # noqa: ASYNC240 (a stat)
+            raise UserFacingError(f"Job #{job.id} has no finished image to use as `{field_name}`.")
+        return job.result_path
 
     def limits_for(self, config: GuildConfig | None) -> Limits:
         """The bot's limits, lowered by the guild's own where its hosts set them."""
@@ -186,22 +234,40 @@ class JobService:
         per_step = (await self.repository.seconds_per_step()).get(running.technique, 0.1)
         return max(0, running.total_steps - step) * per_step
 
-    async def queue_view(self, user_id: int) -> QueueView:
+    async def queue_view(self, user_id: int, guild_id: int | None) -> QueueView:
+        """The person's jobs and the queue's length; the running job only if they may see it."""
         places = await self._queue_places()
         mine = [(job, places.get(job.id) or Place(None, paused=job.status == JobStatus.QUEUED))
                 for job in await self.repository.active_for_user(user_id)]
-        return QueueView(mine=mine, queue_length=len(places), running=await self.repository.running())
+        return QueueView(mine=mine, queue_length=len(places), running=await self._running_if_visible(user_id, guild_id))
 
     async def visible_job(self, job_id: int, user_id: int, guild_id: int | None) -> Job:
-        """A job that may be shown here: one of this server's, or the person's own."""
-        job = await self.get(job_id)
-        if job.user_id != user_id and job.guild_id != guild_id:
-            raise UserFacingError(f"Job #{job_id} belongs to another server; ask its author to show it.")
+        """A job that may be shown to this person here; a job they may not see reads as missing."""
+        job = await self.repository.get(job_id)
+        if job is None or not may_see(job, user_id, guild_id):
+            raise UserFacingError(
+                f"There is no job #{job_id} that you can see here: a job shows in its own server and to its "
+                "author. /queue lists your jobs."
+            )
         return job
 
-    async def queue_status(self) -> tuple[int, Job | None]:
-        """(jobs waiting, the running job) for /about."""
-        return await self.repository.count_with_status(JobStatus.QUEUED), await self.repository.running()
+    async def job_to_show(self, job_id: int, user_id: int, guild_id: int | None) -> Job:
+        """A job to post again here: visible, and allowed by this server's blocked terms."""
+        job = await self.visible_job(job_id, user_id, guild_id)
+        if guild_id is not None:
+            matched = await self.moderation.check_texts(guild_id, JobSpec.from_dict(job.spec).texts())
+            if matched is not None:
+                raise UserFacingError(f"Job #{job.id}'s prompt is not allowed on this server, so it is not shown here.")
+        return job
+
+    async def queue_status(self, user_id: int, guild_id: int | None) -> tuple[int, Job | None]:
+        """(jobs waiting, the running job if this person may see it) for /about."""
+        return (await self.repository.count_with_status(JobStatus.QUEUED),
+                await self._running_if_visible(user_id, guild_id))
+
+    async def _running_if_visible(self, user_id: int, guild_id: int | None) -> Job | None:
+        running = await self.repository.running()
+        return running if running is not None and may_see(running, user_id, guild_id) else None
 
     async def get(self, job_id: int) -> Job:
         job = await self.repository.get(job_id)
@@ -225,10 +291,20 @@ class JobService:
             else:
                 await self._show_cancelled(job)
                 return job, f"Cancelled job #{job.id}."
-        if job.status == JobStatus.RUNNING and self.runner is not None:
-            self.runner.cancel(job.id)
-            return job, f"Stopping job #{job.id} after its current step."
-        raise UserFacingError(f"Job #{job.id} already finished ({job.status}); there is nothing to cancel.")
+        if job.status == JobStatus.RUNNING:
+            if self.runner is not None and self.runner.cancel(job.id):
+                return job, f"Stopping job #{job.id} after its current step."
+            return await self._cancel_stale(job)
+        raise _nothing_to_cancel(job)
+
+    async def _cancel_stale(self, job: Job) -> tuple[Job, str]:
+        """A row left `running` although the worker is not running it (its outcome could not be saved)."""
+        try:
+            job = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED)
+        except IllegalTransition:
+            raise _nothing_to_cancel(await self.get(job.id)) from None
+        await self._show_cancelled(job)
+        return job, f"Job #{job.id} was marked running, but the worker was no longer running it. It is cancelled now."
 
     async def _show_cancelled(self, job: Job) -> None:
         """The cancel is done once the row says so; the status message is best effort."""
@@ -248,38 +324,61 @@ class JobService:
 
     async def reroll(self, job_id: int, request: JobRequest) -> Receipt:
         """The same job with a new seed."""
-        parent = await self.get(job_id)
-        spec = JobSpec.from_dict(parent.spec)
+        parent, spec = await self._parent(job_id, request)
         return await self.submit(dataclasses.replace(
             request, technique=spec.technique, options=_config_options(spec), seed=None, parent_job_id=parent.id,
+            inherited_images=spec.image_paths(),
         ))
 
     async def continue_from(self, job_id: int, request: JobRequest) -> Receipt:
         """More steps, starting from this job's result."""
-        parent = await self.get(job_id)
-        spec = JobSpec.from_dict(parent.spec)
+        parent, spec = await self._parent(job_id, request)
         start_field = CONTINUE_FROM_FIELD.get(spec.technique)
         if start_field is None:
             raise UserFacingError(f"{spec.technique} jobs cannot be continued; try re-roll or remix instead.")
-        if parent.status != JobStatus.DONE or not parent.result_path or not Path(parent.result_path).exists():  # noqa: ASYNC240 (a stat)
-            raise UserFacingError(f"Job #{parent.id} has no finished image to continue from.")
-        options = _config_options(spec) | {start_field: parent.result_path}
+        options = _config_options(spec) | {start_field: f"job:{parent.id}"}
         if spec.technique == "imagine":
             options["init_strength"] = 1.0
         return await self.submit(dataclasses.replace(
             request, technique=spec.technique, options=options, seed=spec.seed, parent_job_id=parent.id,
+            inherited_images=spec.image_paths(),
         ))
 
     async def remix(self, job_id: int, request: JobRequest) -> Receipt:
         """This job's options, changed by the prompt and flags in `request.text`."""
-        parent = await self.get(job_id)
-        spec = JobSpec.from_dict(parent.spec)
+        parent, spec = await self._parent(job_id, request)
         options = _config_options(spec)
         if request.text and not request.text.lstrip().startswith("--"):
             options.pop("prompt", None)  # the new text brings its own prompt
         return await self.submit(dataclasses.replace(
             request, technique=spec.technique, options=options, seed=None, parent_job_id=parent.id,
+            inherited_images=spec.image_paths(),
         ))
+
+    async def _parent(self, job_id: int, request: JobRequest) -> tuple[Job, JobSpec]:
+        """The job a button derives from, if the person pressing it may see it."""
+        parent = await self.visible_job(job_id, request.user_id, request.guild_id)
+        return parent, JobSpec.from_dict(parent.spec)
+
+
+class JobQueuedAnyway(UserFacingError):
+    """The job was stored, but telling its author so failed: they must not queue it again."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            f"Your job #{job_id} is queued, but Discord or the bot stumbled while answering. Do not send it "
+            f"again: see it with `/job id:{job_id}` or /queue."
+        )
+        self.job_id = job_id
+
+
+def _nothing_to_cancel(job: Job) -> UserFacingError:
+    return UserFacingError(f"Job #{job.id} already finished ({job.status}); there is nothing to cancel.")
+
+
+def may_see(job: Job, user_id: int, guild_id: int | None) -> bool:
+    """A guild job shows in its guild and to its author; a DM job to its author alone."""
+    return job.user_id == user_id or (job.guild_id is not None and job.guild_id == guild_id)
 
 
 def _config_options(spec: JobSpec) -> dict[str, object]:

@@ -35,6 +35,18 @@ class JobSpec:
             if field.metadata.get("image") and getattr(self.config, field.name) is not None
         }
 
+    def texts(self) -> list[str]:
+        """Every text this job gives its models, as it will use them: each text field whole, and each
+        weighted part of a prompt (`a | b:0.5`) on its own. Moderation checks these."""
+        texts = []
+        for field in dataclasses.fields(self.config):
+            value = getattr(self.config, field.name)
+            if isinstance(value, str) and not field.metadata.get("image") and not field.metadata.get("choices"):
+                texts.append(value)
+                if "|" in value:
+                    texts.extend(_prompt_part_text(part) for part in value.split("|"))
+        return [text for text in texts if text.strip()]
+
     def describe(self) -> str:
         """Short human text: the technique, the seed, the steps and size and every non-default parameter."""
         parts = [self.technique, f"seed {self.seed}"]
@@ -67,3 +79,13 @@ class JobSpec:
         if device:
             metadata["Device"] = device
         return metadata
+
+
+def _prompt_part_text(part: str) -> str:
+    """The text of one `text[:weight]` part of a prompt, without its weight."""
+    from bot.art.prompts import parse_weighted_prompt
+
+    try:
+        return parse_weighted_prompt(part).text
+    except ValueError:  # a bad weight: the job will be refused anyway, check the text as written
+        return part.strip()

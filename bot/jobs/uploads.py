@@ -1,12 +1,31 @@
-"""Images people attach: checked, normalised to PNG and kept under DATA_DIR/uploads by content hash."""
+"""Images people attach: checked in memory first, then kept under DATA_DIR/uploads by content hash.
+
+A request is validated between `check` and `store`, so a refused request leaves no file behind.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from bot.art.imagefiles import load_image_bytes
+
+# Formats kept as the sender's own bytes (a single frame only), with their file extension.
+KEPT_AS_SENT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An upload that passed the checks: the bytes to store and their extension (no dot)."""
+
+    data: bytes
+    extension: str
 
 
 class UploadStore:
@@ -15,17 +34,37 @@ class UploadStore:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
 
-    def save(self, data: bytes) -> Path:
-        """Checks an upload (raises ImageRejected with a message for its sender) and stores it as PNG.
+    def check(self, data: bytes) -> CheckedUpload:
+        """Decodes and checks an upload in memory (raises ImageRejected with a message for its sender).
 
-        The file is named by the hash of its bytes: never by anything the sender chose.
+        A single-frame PNG, JPEG or WebP is kept as sent, the smallest faithful copy; anything else
+        (a GIF, an animation) becomes a PNG of the first frame, which is all a technique reads.
         """
         image = load_image_bytes(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        with Image.open(io.BytesIO(data)) as original:  # the header again: load_image_bytes returns a converted copy
+            extension = KEPT_AS_SENT.get(original.format or "")
+            animated = getattr(original, "is_animated", False)
+        if extension is not None and not animated:
+            return CheckedUpload(data, extension)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        png = buffer.getvalue()
+        return CheckedUpload(buffer.getvalue(), "png")
+
+    def store(self, checked: CheckedUpload) -> Path:
+        """Writes a checked upload, named by the hash of its bytes: never by anything the sender chose.
+
+        The same bytes stored twice give one file. Storing refreshes its time, which the retention
+        sweep's grace period reads: a file being submitted right now is never pruned.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{hashlib.sha256(png).hexdigest()[:24]}.png"
-        if not path.exists():
-            path.write_bytes(png)
+        path = self.folder / f"{hashlib.sha256(checked.data).hexdigest()[:24]}.{checked.extension}"
+        try:
+            os.utime(path)  # already stored
+            return path
+        except FileNotFoundError:
+            pass
+        # Written aside and renamed, so no one reads a half-written file; a stray .part is pruned as an orphan.
+        with tempfile.NamedTemporaryFile(dir=self.folder, suffix=".part", delete=False) as part:
+            part.write(checked.data)
+        os.replace(part.name, path)
         return path

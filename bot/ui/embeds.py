@@ -8,6 +8,7 @@ import discord
 
 from bot.jobs.service import Place
 from bot.jobs.spec import JobSpec
+from bot.ui.fit import fit, fit_embed
 from models import Job, JobStatus
 
 STATUS_COLOURS = {
@@ -51,7 +52,7 @@ def status_embed(job: Job, *, text: str, preview_file: str | None = None) -> dis
     if preview_file:
         embed.set_image(url=f"attachment://{preview_file}")
     embed.set_footer(text=f"seed {job.seed}")
-    return embed
+    return fit_embed(embed)
 
 
 def running_text(step: int, total: int, eta_seconds: float | None, loss: float | None) -> str:
@@ -68,7 +69,7 @@ def result_embed(job: Job, image_file: str) -> discord.Embed:
     metrics = job.metrics or {}
     embed = discord.Embed(title=f"Job #{job.id} · {job.title}", colour=STATUS_COLOURS[job.status])
     embed.set_image(url=f"attachment://{image_file}")
-    embed.add_field(name="Parameters", value=spec.describe()[:1024], inline=False)
+    embed.add_field(name="Parameters", value=spec.describe(), inline=False)
     embed.add_field(name="Seed", value=str(job.seed))
     if metrics.get("seconds") is not None:
         embed.add_field(name="Time", value=f"{format_duration(metrics['seconds'])} · {metrics.get('steps_done')} steps")
@@ -76,8 +77,8 @@ def result_embed(job: Job, image_file: str) -> discord.Embed:
         embed.add_field(name="Final loss", value=f"{metrics['final_loss']:.4f}")
     notes = metrics.get("notes") or []
     if notes:
-        embed.add_field(name="Note", value="\n".join(notes)[:1024], inline=False)
-    return embed
+        embed.add_field(name="Note", value="\n".join(notes), inline=False)
+    return fit_embed(embed)
 
 
 def parameters_text(job: Job) -> str:
@@ -99,4 +100,4 @@ def parameters_text(job: Job) -> str:
         command += "".join(f" --{name.replace('_', '-')} your-{name.replace('_', '-')}.png" for name in image_fields)
     text = (f"**Job #{job.id}** · {spec.describe()}\n"
             f"Make the same image again (same seed, weights and device):\n```\n{command}\n```")
-    return text[:2000]
+    return fit(text)

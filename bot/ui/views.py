@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.jobs.service import CONTINUE_FROM_FIELD, JobRequest, Receipt
+from bot.jobs.service import CONTINUE_FROM_FIELD, JobQueuedAnyway, JobRequest, Receipt
 from bot.ui.checks import host_guild, is_host
 from bot.ui.embeds import parameters_text, place_text
+from bot.ui.fit import fit
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -59,13 +60,17 @@ async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: 
             f"\nI may not post in <#{job.channel_id}>, so I cannot show its progress there. The job runs "
             f"anyway: see it with `/job id:{job.id}`. A host can give me Send Messages, Create Public Threads "
             "and Attach Files there.")
-    except discord.HTTPException:
+    except Exception:
         log.warning("job %s: could not open its thread", job.id, exc_info=True)
         text = receipt_text(receipt, None) + (
             f"\nDiscord would not show its progress yet; see it with `/job id:{job.id}`.")
     else:
         text = receipt_text(receipt, thread_id)
-    await interaction.followup.send(text, ephemeral=True)
+    try:
+        await interaction.followup.send(fit(text), ephemeral=True)
+    except Exception as error:  # the job is stored: whatever happened, say so rather than "try again"
+        log.warning("job %s: could not send its receipt", job.id, exc_info=True)
+        raise JobQueuedAnyway(job.id) from error
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:(?P<action>[a-z]+):(?P<job_id>[0-9]+)"):
@@ -165,7 +170,7 @@ class RemixButton(JobButton, template=r"easel:remix:(?P<job_id>[0-9]+)"):
     action, label, emoji = "remix", "Remix", "🎛️"
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        job = await interaction.client.jobs.get(self.job_id)
+        job = await interaction.client.jobs.visible_job(self.job_id, interaction.user.id, interaction.guild_id)
         config = job.spec["config"]
         flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in config.items()
                          if name != "prompt" and isinstance(value, int | float) and not isinstance(value, bool))
@@ -176,7 +181,7 @@ class ParametersButton(JobButton, template=r"easel:params:(?P<job_id>[0-9]+)"):
     action, label, emoji = "params", "Parameters", "📋"
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        job = await interaction.client.jobs.get(self.job_id)
+        job = await interaction.client.jobs.visible_job(self.job_id, interaction.user.id, interaction.guild_id)
         await interaction.response.send_message(parameters_text(job), ephemeral=True)
 
 

@@ -99,3 +99,29 @@ def test_failures_are_explained_without_internals():
     assert len(explain_failure(JobFailed("x" * 5000))) == 300
     internal = explain_failure(ValueError("cannot reshape tensor of 0 elements into shape [1, -1]"))
     assert "reshape" not in internal and "ValueError" in internal and "log" in internal
+
+
+async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kept(sessions, tmp_path):
+    repository = JobRepository(sessions)
+    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    runner = JobRunner(repository, worker, RecordingViews(), ready)
+    assert runner.cancel(12345) is False  # nothing runs: no promise to stop it, nothing remembered
+    assert not runner._cancelled_by_people
+
+    cppn = CPPN.config_type(size=16, steps=400)
+    job = await repository.add(stored_job(JobSpec("cppn", cppn, seed=2)))
+    runner.start()
+    try:
+        for _ in range(400):
+            if runner.current is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert runner.cancel(job.id) is True
+        for _ in range(400):
+            if (await repository.get(job.id)).status == JobStatus.CANCELLED:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    assert (await repository.get(job.id)).status == JobStatus.CANCELLED
+    assert not runner._cancelled_by_people and not runner._cancel_flags
