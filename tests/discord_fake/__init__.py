@@ -3,21 +3,25 @@
 from .fake import FakeDiscord
 from .models import (
     FakeAttachment,
+    FakeGuild,
     FakeInteraction,
     FakeMessage,
     FakeThread,
     FakeUser,
     InteractionCallback,
     RecordedRequest,
+    Violation,
 )
 
 __all__ = [
     "FakeAttachment",
     "FakeDiscord",
+    "FakeGuild",
     "FakeInteraction",
     "FakeMessage",
     "FakeThread",
     "FakeUser",
     "InteractionCallback",
     "RecordedRequest",
+    "Violation",
 ]

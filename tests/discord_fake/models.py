@@ -1,4 +1,4 @@
-"""What the fake Discord remembers: users, channels, messages, interactions and every REST request."""
+"""What the fake Discord remembers: guilds, users, channels, messages, interactions and every REST request."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 DISCORD_EPOCH_MS = 1420070400000
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 class SnowflakeFactory:
@@ -24,13 +25,55 @@ class SnowflakeFactory:
 
 
 class DiscordError(Exception):
-    """Raised by REST handlers; the server turns it into Discord's JSON error shape."""
+    """Raised by REST handlers; the server turns it into Discord's JSON error shape.
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    `bot_fault` marks refusals that a correct bot never provokes (they are recorded in `fake.violations`);
+    refusals a test set up (denied permissions, deleted messages, injected failures) leave it False.
+    `errors` is Discord's nested `errors` object of a 400 Invalid Form Body; `extra` adds body fields
+    (a 429's `retry_after`) and `headers` response headers; `reason` says why, for the violation record.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        *,
+        bot_fault: bool = False,
+        errors: dict | None = None,
+        extra: dict | None = None,
+        headers: dict[str, str] | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.bot_fault = bot_fault
+        self.errors = errors
+        self.extra = extra or {}
+        self.headers = headers or {}
+        self.reason = reason or message
+
+    def body(self) -> dict:
+        body: dict = {"message": self.message, "code": self.code, **self.extra}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+@dataclass
+class Violation:
+    """A request the fake refused because the bot broke one of Discord's rules."""
+
+    method: str
+    path: str
+    status: int
+    code: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} -> {self.status} (code {self.code}): {self.reason}"
 
 
 @dataclass
@@ -42,12 +85,23 @@ class FakeUser:
 
 
 @dataclass
+class FakeGuild:
+    id: int  # also the id of its @everyone role
+    name: str
+    owner: FakeUser
+    channel_id: int = 0  # its "workshop" text channel
+    member_ids: list[int] = field(default_factory=list)
+    upload_limit: int = DEFAULT_UPLOAD_LIMIT  # bytes per file
+
+
+@dataclass
 class FakeRole:
     id: int
     name: str
     permissions: int
     position: int
     managed: bool = False
+    guild_id: int = 0
 
 
 @dataclass
@@ -55,7 +109,9 @@ class FakeChannel:
     id: int
     name: str
     position: int
-    type: int = 0  # GUILD_TEXT
+    type: int = 0  # GUILD_TEXT; 1 is DM
+    guild_id: int | None = None  # None for DMs
+    recipient_id: int | None = None  # the other user of a DM
 
 
 @dataclass
@@ -108,6 +164,11 @@ class FakeMessage:
     edits: int = 0
     edit_history: list[dict] = field(default_factory=list)  # snapshots of the message before each edit
     deleted: bool = False
+    created_at: float = 0.0  # on the fake's clock; `fake.age_message` moves it back
+    # Who the message notified when it was posted; edits never notify anyone new.
+    pinged_users: list[int] = field(default_factory=list)
+    pinged_roles: list[int] = field(default_factory=list)
+    pinged_everyone: bool = False
 
     @property
     def ephemeral(self) -> bool:
@@ -138,10 +199,10 @@ class FakeMessage:
 class InteractionCallback:
     """One POST to /interactions/{id}/{token}/callback."""
 
-    type: int  # 4 message, 5 deferred, 6 deferred update, 7 update, 9 modal
+    type: int  # 4 message, 5 deferred, 6 deferred update, 7 update, 8 autocomplete choices, 9 modal
     data: dict
     files: list[FakeAttachment]
-    at: float  # time.monotonic()
+    at: float  # on the fake's clock (time.monotonic() plus `fake.advance_clock` offsets)
 
     @property
     def flags(self) -> int:
@@ -156,12 +217,12 @@ class InteractionCallback:
 class FakeInteraction:
     id: int
     token: str
-    type: int  # 2 application command, 3 message component, 5 modal submit
+    type: int  # 2 application command, 3 message component, 4 autocomplete, 5 modal submit
     user: FakeUser
     channel_id: int
     payload: dict  # the INTERACTION_CREATE data sent on the gateway
     source_message: FakeMessage | None = None  # the message a button/modal was used on
-    dispatched_at: float = 0.0
+    dispatched_at: float = 0.0  # on the fake's clock, just before the event went out
     responses: list[InteractionCallback] = field(default_factory=list)
     followups: list[FakeMessage] = field(default_factory=list)
     original: FakeMessage | None = None

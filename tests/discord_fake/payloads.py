@@ -28,11 +28,11 @@ def user_payload(user: FakeUser) -> dict:
     }
 
 
-def member_payload(user: FakeUser, *, permissions: int | None = None) -> dict:
-    """A guild member; `permissions` is only present in interaction payloads."""
+def member_payload(user: FakeUser, role_ids: list[int], *, permissions: int | None = None) -> dict:
+    """A guild member with its roles in that guild; `permissions` is only present in interaction payloads."""
     payload = {
         "user": user_payload(user),
-        "roles": [str(role_id) for role_id in user.role_ids],
+        "roles": [str(role_id) for role_id in role_ids],
         "nick": None,
         "avatar": None,
         "joined_at": timestamp_of(user.id),
@@ -66,11 +66,11 @@ def role_payload(role: FakeRole) -> dict:
     }
 
 
-def channel_payload(channel: FakeChannel, guild_id: int) -> dict:
+def channel_payload(channel: FakeChannel) -> dict:
     return {
         "id": str(channel.id),
         "type": channel.type,
-        "guild_id": str(guild_id),
+        "guild_id": str(channel.guild_id),
         "name": channel.name,
         "position": channel.position,
         "permission_overwrites": [],
@@ -78,6 +78,16 @@ def channel_payload(channel: FakeChannel, guild_id: int) -> dict:
         "parent_id": None,
         "topic": None,
         "rate_limit_per_user": 0,
+        "last_message_id": None,
+        "flags": 0,
+    }
+
+
+def dm_channel_payload(channel: FakeChannel, recipient: FakeUser) -> dict:
+    return {
+        "id": str(channel.id),
+        "type": channel.type,
+        "recipients": [user_payload(recipient)],
         "last_message_id": None,
         "flags": 0,
     }
@@ -120,20 +130,24 @@ def attachment_payload(attachment: FakeAttachment, url: str) -> dict:
 
 
 def message_payload(
-    message: FakeMessage, author: FakeUser, guild_id: int, attachment_urls: list[str]
+    message: FakeMessage,
+    author: FakeUser,
+    guild_id: int | None,
+    attachment_urls: list[str],
+    mentioned: list[FakeUser],
 ) -> dict:
+    """A message; `guild_id` is None in a DM. `mentioned` are the users it pinged."""
     payload = {
         "id": str(message.id),
         "channel_id": str(message.channel_id),
-        "guild_id": str(guild_id),
         "author": user_payload(author),
         "content": message.content,
         "timestamp": timestamp_of(message.id),
         "edited_timestamp": now_iso() if message.edits else None,
         "tts": False,
-        "mention_everyone": False,
-        "mentions": [],
-        "mention_roles": [],
+        "mention_everyone": message.pinged_everyone,
+        "mentions": [user_payload(user) for user in mentioned],
+        "mention_roles": [str(role_id) for role_id in message.pinged_roles],
         "attachments": [
             attachment_payload(attachment, url)
             for attachment, url in zip(message.attachments, attachment_urls, strict=True)
@@ -144,6 +158,8 @@ def message_payload(
         "type": 19 if message.message_reference else 0,
         "flags": message.flags,
     }
+    if guild_id is not None:
+        payload["guild_id"] = str(guild_id)
     if message.message_reference:
         payload["message_reference"] = message.message_reference
     if message.webhook_id:
@@ -160,7 +176,7 @@ def guild_payload(
     roles: list[FakeRole],
     channels: list[FakeChannel],
     threads: list[FakeThread],
-    members: list[FakeUser],
+    members: list[dict],
 ) -> dict:
     """The GUILD_CREATE shape; GET /guilds/{id} uses the same minus the gateway-only lists."""
     return {
@@ -196,9 +212,9 @@ def guild_payload(
         "lazy": True,
         "joined_at": timestamp_of(guild_id),
         "member_count": len(members),
-        "channels": [channel_payload(channel, guild_id) for channel in channels],
+        "channels": [channel_payload(channel) for channel in channels],
         "threads": [thread_payload(thread, guild_id) for thread in threads if not thread.archived],
-        "members": [member_payload(member) for member in members],
+        "members": members,
         "presences": [],
         "voice_states": [],
         "stage_instances": [],

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from . import payloads
-from .models import DiscordError, FakeAttachment, RecordedRequest
-from .state import GuildState
+from .interactions import InteractionState
+from .models import DiscordError, FakeAttachment, FakeMessage, RecordedRequest, Violation
+from .ratelimits import rate_limited
 
 API_PREFIX = "/api/v10"
 UNKNOWN_APPLICATION = 10002
-UNKNOWN_GUILD = 10004
 UNKNOWN_MEMBER = 10007
+UNKNOWN_MESSAGE = 10008
+UNKNOWN_USER = 10013
 MISSING_ACCESS = 50001
 # Routes authorised by the interaction token in the path rather than the bot token.
 TOKEN_IN_PATH_PREFIXES = ("/interactions/", "/webhooks/")
@@ -55,6 +57,10 @@ def error_response(status: int, code: int, message: str) -> web.Response:
     return json_response({"message": message, "code": code}, status=status)
 
 
+def _channel_id(request: web.Request) -> int:
+    return int(request.match_info["channel"])
+
+
 @dataclass
 class RateLimitRule:
     remaining: int
@@ -63,7 +69,7 @@ class RateLimitRule:
 
 
 class RestApi:
-    def __init__(self, state: GuildState) -> None:
+    def __init__(self, state: InteractionState) -> None:
         self.state = state
         self.rate_limit_rules: list[RateLimitRule] = []
 
@@ -76,6 +82,7 @@ class RestApi:
         guild = f"/guilds/{ID % 'guild'}"
         api = [
             web.get("/users/@me", self.get_bot_user),
+            web.post("/users/@me/channels", self.post_dm_channel),
             web.get("/oauth2/applications/@me", self.get_application),
             web.get("/applications/@me", self.get_application),
             web.get("/gateway", self.get_gateway),
@@ -133,32 +140,21 @@ class RestApi:
         rule = next((r for r in self.rate_limit_rules if r.remaining > 0 and r.route_contains in path), None)
         if rule is not None:
             rule.remaining -= 1
-            return self._rate_limited(rule.retry_after)
+            error = rate_limited(rule.retry_after, bot_fault=False)
+            return json_response(error.body(), status=429, headers=error.headers)
         try:
             return await handler(request)
         except DiscordError as error:
-            return error_response(error.status, error.code, error.message)
+            if error.bot_fault:
+                violation = Violation(record.method, record.path, error.status, error.code, error.reason)
+                self.state.violations.append(violation)
+            return json_response(error.body(), status=error.status, headers=error.headers)
         except web.HTTPNotFound:
             self.state.unknown_routes.append(record)
             return error_response(404, 0, "404: Not Found")
         except web.HTTPMethodNotAllowed:
             self.state.unknown_routes.append(record)
             return error_response(405, 0, "405: Method Not Allowed")
-
-    @staticmethod
-    def _rate_limited(retry_after: float) -> web.Response:
-        # discord.py only retries a 429 that has a Via header (otherwise it assumes a Cloudflare ban).
-        headers = {
-            "Via": "1.1 google",
-            "Retry-After": str(max(1, round(retry_after))),
-            "X-RateLimit-Limit": "5",
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset-After": str(retry_after),
-            "X-RateLimit-Bucket": "fake-bucket",
-            "X-RateLimit-Scope": "user",
-        }
-        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
-        return json_response(body, status=429, headers=headers)
 
     async def _read_body(self, request: web.Request) -> tuple[object, list[FakeAttachment]]:
         """JSON body, or multipart `payload_json` + `files[n]` (stored as attachments, in index order)."""
@@ -193,16 +189,22 @@ class RestApi:
         limits = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
         return json_response({"url": self.state.gateway_url, "shards": 1, "session_start_limit": limits})
 
+    async def post_dm_channel(self, request: web.Request) -> web.Response:
+        user = self.state.users.get(int(_body().get("recipient_id", 0)))
+        if user is None:
+            raise DiscordError(400, UNKNOWN_USER, "Unknown User", bot_fault=True)
+        return json_response(self.state.channel_payload(self.state.dm_channel(user)))
+
     # -- application commands ------------------------------------------------------------------------
 
     def _command_scope(self, request: web.Request) -> int | None:
         if int(request.match_info["app"]) != self.state.application_id:
-            raise DiscordError(404, UNKNOWN_APPLICATION, "Unknown Application")
+            raise DiscordError(404, UNKNOWN_APPLICATION, "Unknown Application", bot_fault=True)
         if "guild" not in request.match_info:
             return None
         guild_id = int(request.match_info["guild"])
-        if guild_id != self.state.guild_id:
-            raise DiscordError(403, MISSING_ACCESS, "Missing Access")
+        if guild_id not in self.state.guilds:
+            raise DiscordError(403, MISSING_ACCESS, "Missing Access", bot_fault=True)
         return guild_id
 
     async def get_commands(self, request: web.Request) -> web.Response:
@@ -217,34 +219,39 @@ class RestApi:
     # -- channels, messages, threads -----------------------------------------------------------------
 
     async def get_channel(self, request: web.Request) -> web.Response:
-        return json_response(self.state.channel_payload(int(request.match_info["channel"])))
+        return json_response(self.state.channel_payload(_channel_id(request)))
 
     async def patch_channel(self, request: web.Request) -> web.Response:
-        return json_response(self.state.edit_thread(int(request.match_info["channel"]), _body()))
+        return json_response(self.state.edit_thread(_channel_id(request), _body()))
 
     async def get_channel_messages(self, request: web.Request) -> web.Response:
-        channel_id = int(request.match_info["channel"])
+        channel_id = _channel_id(request)
         self.state.channel_payload(channel_id)  # 404 for unknown channels
         limit = int(request.query.get("limit", 50))
         newest_first = list(reversed(self.state.messages(channel_id)))[:limit]
         return json_response([self.state.render_message(message) for message in newest_first])
 
     async def post_message(self, request: web.Request) -> web.Response:
-        channel_id = int(request.match_info["channel"])
-        message = self.state.create_message(channel_id, _body(), _files())
+        message = self.state.create_message(_channel_id(request), _body(), _files())
         return json_response(self.state.render_message(message))
 
-    def _channel_message(self, request: web.Request):
+    def _channel_message(self, request: web.Request) -> FakeMessage:
+        """A message reached through its channel: never an ephemeral one, which only its webhook can reach."""
         message = self.state.get_message(int(request.match_info["message"]))
-        if message.channel_id != int(request.match_info["channel"]):
-            raise DiscordError(404, 10008, "Unknown Message")
+        if message.channel_id != _channel_id(request):
+            raise DiscordError(404, UNKNOWN_MESSAGE, "Unknown Message", bot_fault=True)
+        if message.ephemeral:
+            reason = "ephemeral messages are reached only through the interaction webhook"
+            raise DiscordError(404, UNKNOWN_MESSAGE, "Unknown Message", bot_fault=True, reason=reason)
         return message
 
     async def get_message(self, request: web.Request) -> web.Response:
         return json_response(self.state.render_message(self._channel_message(request)))
 
     async def patch_message(self, request: web.Request) -> web.Response:
-        message = self.state.edit_message(self._channel_message(request), _body(), _files())
+        message = self._channel_message(request)
+        self.state.edit_limits.check(message.channel_id, self.state.now() - message.created_at, self.state.now())
+        self.state.edit_message(message, _body(), _files())
         return json_response(self.state.render_message(message))
 
     async def delete_message(self, request: web.Request) -> web.Response:
@@ -254,14 +261,14 @@ class RestApi:
     async def post_thread_from_message(self, request: web.Request) -> web.Response:
         message = self._channel_message(request)
         thread = self.state.create_thread(message.channel_id, _body(), starter_message_id=message.id)
-        return json_response(payloads.thread_payload(thread, self.state.guild_id), status=201)
+        return json_response(payloads.thread_payload(thread, self.state.guild_of(thread.id)), status=201)
 
     async def post_thread(self, request: web.Request) -> web.Response:
-        thread = self.state.create_thread(int(request.match_info["channel"]), _body())
-        return json_response(payloads.thread_payload(thread, self.state.guild_id), status=201)
+        thread = self.state.create_thread(_channel_id(request), _body())
+        return json_response(payloads.thread_payload(thread, self.state.guild_of(thread.id)), status=201)
 
     async def post_typing(self, request: web.Request) -> web.Response:
-        self.state.channel_payload(int(request.match_info["channel"]))  # 404 for unknown channels
+        self.state.channel_payload(_channel_id(request))  # 404 for unknown channels
         return web.Response(status=204)
 
     # -- interactions and their webhooks -------------------------------------------------------------
@@ -293,33 +300,33 @@ class RestApi:
         self.state.delete_message(message)
         return web.Response(status=204)
 
-    # -- guild ---------------------------------------------------------------------------------------
+    # -- guilds --------------------------------------------------------------------------------------
 
-    def _check_guild(self, request: web.Request) -> None:
-        if int(request.match_info["guild"]) != self.state.guild_id:
-            raise DiscordError(404, UNKNOWN_GUILD, "Unknown Guild")
+    def _guild_id(self, request: web.Request) -> int:
+        return self.state.guild(int(request.match_info["guild"])).id
 
     async def get_guild(self, request: web.Request) -> web.Response:
-        self._check_guild(request)
-        guild = self.state.guild_payload()
+        guild = self.state.guild_payload(self._guild_id(request))
         for gateway_only in ("channels", "threads", "members", "presences", "voice_states", "joined_at"):
             guild.pop(gateway_only)
         return json_response(guild)
 
     async def get_member(self, request: web.Request) -> web.Response:
-        self._check_guild(request)
+        guild_id = self._guild_id(request)
         user = self.state.users.get(int(request.match_info["user"]))
-        if user is None:
+        if user is None or user.id not in self.state.guilds[guild_id].member_ids:
             raise DiscordError(404, UNKNOWN_MEMBER, "Unknown Member")
-        return json_response(payloads.member_payload(user))
+        return json_response(self.state.member_payload(user, guild_id))
 
     async def get_guild_channels(self, request: web.Request) -> web.Response:
-        self._check_guild(request)
-        return json_response([self.state.channel_payload(channel_id) for channel_id in self.state.channels])
+        guild_id = self._guild_id(request)
+        channels = [c.id for c in self.state.channels.values() if c.guild_id == guild_id]
+        return json_response([self.state.channel_payload(channel_id) for channel_id in channels])
 
     async def get_roles(self, request: web.Request) -> web.Response:
-        self._check_guild(request)
-        return json_response([payloads.role_payload(role) for role in self.state.roles.values()])
+        guild_id = self._guild_id(request)
+        roles = [role for role in self.state.roles.values() if role.guild_id == guild_id]
+        return json_response([payloads.role_payload(role) for role in roles])
 
     # -- CDN -----------------------------------------------------------------------------------------
 

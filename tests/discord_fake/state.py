@@ -1,7 +1,8 @@
-"""The fake's world: one application, its bot user and one guild, plus what Discord would do to them.
+"""The fake's world: one application and its bot user, guilds with roles, members and channels, DMs, messages.
 
 Nothing here knows about HTTP; `rest.py` translates requests into these calls and `DiscordError`s into
-Discord's JSON errors. `on_event(name, data)` is how state changes reach the gateway.
+Discord's JSON errors. `on_event(name, data)` is how state changes reach the gateway. Time is the fake's
+clock, `now()`: time.monotonic() plus whatever tests added with `advance_clock`.
 """
 
 from __future__ import annotations
@@ -13,22 +14,24 @@ from urllib.parse import quote
 
 import discord
 
-from . import payloads
+from . import limits, payloads
+from .mentions import resolve_pings
 from .models import (
-    EPHEMERAL,
+    DEFAULT_UPLOAD_LIMIT,
     LOADING,
     DiscordError,
     FakeAttachment,
     FakeChannel,
-    FakeInteraction,
+    FakeGuild,
     FakeMessage,
     FakeRole,
     FakeThread,
     FakeUser,
-    InteractionCallback,
     RecordedRequest,
     SnowflakeFactory,
+    Violation,
 )
+from .ratelimits import EditLimits
 
 EVERYONE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -42,15 +45,23 @@ EVERYONE_PERMISSIONS = discord.Permissions(
     use_application_commands=True,
 ).value
 BOT_PERMISSIONS = EVERYONE_PERMISSIONS | discord.Permissions(manage_messages=True, manage_threads=True).value
+DM_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    read_message_history=True,
+    add_reactions=True,
+    use_application_commands=True,
+).value
 ALL_PERMISSIONS = discord.Permissions.all().value
 ADMINISTRATOR = discord.Permissions(administrator=True).value
+DM_CHANNEL = 1
+PRIVATE_THREAD = 12
 
 UNKNOWN_CHANNEL = 10003
+UNKNOWN_GUILD = 10004
 UNKNOWN_MESSAGE = 10008
-UNKNOWN_WEBHOOK = 10015
-UNKNOWN_INTERACTION = 10062
-INVALID_FORM_BODY = 50035
-ALREADY_ACKNOWLEDGED = 40060
 THREAD_ALREADY_CREATED = 160004
 THREAD_LOCKED = 50083
 MISSING_PERMISSIONS = 50013
@@ -59,89 +70,215 @@ INVALID_CHANNEL_TYPE = 50024
 MESSAGE_FIELDS = ("content", "embeds", "components", "flags", "message_reference")
 
 
+def missing_permissions(reason: str) -> DiscordError:
+    """403 50013. Only ever raised for permissions a test took away, so never a violation."""
+    return DiscordError(403, MISSING_PERMISSIONS, "Missing Permissions", reason=reason)
+
+
 class GuildState:
     def __init__(self) -> None:
         self.new_id = SnowflakeFactory()
         self.token = f"fake.{secrets.token_urlsafe(24)}"
         self.application_id = self.new_id()
-        self.guild_id = self.new_id()
         # Set once the server knows its port.
         self.cdn_base = ""
         self.api_base = ""
         self.gateway_url = ""
         self.on_event: Callable[[str, dict], None] = lambda event, data: None
 
+        self.guilds: dict[int, FakeGuild] = {}
         self.users: dict[int, FakeUser] = {}
         self.roles: dict[int, FakeRole] = {}
-        self.channels: dict[int, FakeChannel] = {}
+        self.channels: dict[int, FakeChannel] = {}  # guild channels and DMs
         self.threads: dict[int, FakeThread] = {}
-        self.interactions: dict[int, FakeInteraction] = {}
         self.requests: list[RecordedRequest] = []
         self.unknown_routes: list[RecordedRequest] = []
+        self.violations: list[Violation] = []
+        self.edit_limits = EditLimits()
         self.registration_count = 0
+        self._clock_offset = 0.0
         self._messages: dict[int, FakeMessage] = {}
         self._history: dict[int, list[FakeMessage]] = {}
         self._attachments: dict[int, FakeAttachment] = {}
         self._global_commands: list[dict] = []
         self._guild_commands: dict[int, list[dict]] = {}
         self._thread_failure_code: int | None = None
-        self._channels_closed_to_bot: set[int] = set()
+        self._bot_denials: dict[int, set[str]] = {}  # channel id -> permission names taken from the bot
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
 
-        self.roles[self.guild_id] = FakeRole(self.guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0)
-        bot_role = self.add_role("Easel", BOT_PERMISSIONS, managed=True)
-        self.bot_user = self._add_user("Easel", bot=True, role_ids=[bot_role])
+        self.bot_user = self._add_user("Easel", bot=True)
         self.bot_user_id = self.bot_user.id
-        self.owner = self._add_user("owner")
-        self.channel_id = self.add_channel("workshop")
+        self.guild_id = self.add_guild("Easel Test Guild")
+        self.owner = self.guilds[self.guild_id].owner
+        self.channel_id = self.guilds[self.guild_id].channel_id
 
-    # -- guild setup used by tests -------------------------------------------------------------------
+    # -- the clock -----------------------------------------------------------------------------------
 
-    def add_role(self, name: str, permissions: int = 0, *, managed: bool = False) -> int:
-        role = FakeRole(self.new_id(), name, permissions, position=len(self.roles), managed=managed)
+    def now(self) -> float:
+        return time.monotonic() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's clock forward: interactions, tokens, messages and rate-limit windows all age."""
+        self._clock_offset += seconds
+
+    def age_message(self, message: FakeMessage, seconds: float) -> None:
+        """Make one message `seconds` older (e.g. past the hour after which edits are scarce)."""
+        message.created_at -= seconds
+
+    # -- guilds, members, channels used by tests -----------------------------------------------------
+
+    def add_guild(self, name: str) -> int:
+        """A guild with its @everyone role, an owner, the bot (with its managed role) and a "workshop" channel."""
+        guild_id = self.new_id()
+        owner = self._add_user(f"{name} owner" if self.guilds else "owner")
+        guild = FakeGuild(guild_id, name, owner, member_ids=[self.bot_user.id, owner.id])
+        self.guilds[guild_id] = guild
+        self.roles[guild_id] = FakeRole(guild_id, "@everyone", EVERYONE_PERMISSIONS, position=0, guild_id=guild_id)
+        self.bot_user.role_ids.append(self.add_role("Easel", BOT_PERMISSIONS, managed=True, guild_id=guild_id))
+        guild.channel_id = self.add_channel("workshop", guild_id=guild_id)
+        self.on_event("GUILD_CREATE", self.guild_payload(guild_id))
+        return guild_id
+
+    def add_role(self, name: str, permissions: int = 0, *, managed: bool = False, guild_id: int | None = None) -> int:
+        guild_id = guild_id or self.guild_id
+        position = sum(role.guild_id == guild_id for role in self.roles.values())
+        role = FakeRole(self.new_id(), name, permissions, position, managed=managed, guild_id=guild_id)
         self.roles[role.id] = role
-        self.on_event(
-            "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": payloads.role_payload(role)}
-        )
+        self.on_event("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": payloads.role_payload(role)})
         return role.id
 
-    def add_member(self, name: str, *, permissions: int = 0, roles: list[int] = ()) -> FakeUser:
-        """A guild member. `permissions` is granted through a role of its own, as Discord would have it."""
-        role_ids = list(roles)
-        if permissions:
-            role_ids.append(self.add_role(f"{name}'s permissions", permissions))
-        return self._add_user(name, role_ids=role_ids)
+    def add_member(
+        self, name: str, *, permissions: int = 0, roles: list[int] = (), guild_id: int | None = None
+    ) -> FakeUser:
+        """A new user, member of `guild_id` (the default guild). `permissions` come through a role of its own."""
+        user = self._add_user(name)
+        self.add_to_guild(user, guild_id or self.guild_id, permissions=permissions, roles=roles)
+        return user
 
-    def add_channel(self, name: str) -> int:
-        channel = FakeChannel(self.new_id(), name, position=len(self.channels))
+    def add_to_guild(self, user: FakeUser, guild_id: int, *, permissions: int = 0, roles: list[int] = ()) -> None:
+        """Make an existing user a member of another guild too."""
+        guild = self.guild(guild_id)
+        user.role_ids.extend(roles)
+        if permissions:
+            user.role_ids.append(self.add_role(f"{user.name}'s permissions", permissions, guild_id=guild_id))
+        if user.id not in guild.member_ids:
+            guild.member_ids.append(user.id)
+
+    def add_channel(self, name: str, *, guild_id: int | None = None) -> int:
+        guild_id = guild_id or self.guild_id
+        position = sum(channel.guild_id == guild_id for channel in self.channels.values())
+        channel = FakeChannel(self.new_id(), name, position, guild_id=guild_id)
         self.channels[channel.id] = channel
         self._history[channel.id] = []
-        self.on_event("CHANNEL_CREATE", payloads.channel_payload(channel, self.guild_id))
+        self.on_event("CHANNEL_CREATE", payloads.channel_payload(channel))
         return channel.id
 
-    def _add_user(self, name: str, *, bot: bool = False, role_ids: list[int] | None = None) -> FakeUser:
-        user = FakeUser(self.new_id(), name, role_ids or [], bot=bot)
+    def dm_channel(self, user: FakeUser) -> int:
+        """The bot's DM channel with `user` (type 1), made on first use as Discord does."""
+        if user.id not in self._dm_channels:
+            channel = FakeChannel(self.new_id(), "", 0, type=DM_CHANNEL, recipient_id=user.id)
+            self.channels[channel.id] = channel
+            self._history[channel.id] = []
+            self._dm_channels[user.id] = channel.id
+        return self._dm_channels[user.id]
+
+    def _add_user(self, name: str, *, bot: bool = False) -> FakeUser:
+        user = FakeUser(self.new_id(), name, [], bot=bot)
         self.users[user.id] = user
         return user
 
-    def member_permissions(self, user: FakeUser) -> int:
+    def guild(self, guild_id: int) -> FakeGuild:
+        guild = self.guilds.get(guild_id)
+        if guild is None:
+            raise DiscordError(404, UNKNOWN_GUILD, "Unknown Guild", bot_fault=True)
+        return guild
+
+    def guild_of(self, channel_id: int) -> int | None:
+        """The guild a channel or thread belongs to; None for a DM."""
+        if channel_id in self.threads:
+            channel_id = self.threads[channel_id].parent_id
+        if channel_id not in self.channels:
+            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel", bot_fault=True)
+        return self.channels[channel_id].guild_id
+
+    def upload_limit(self, channel_id: int) -> int:
+        guild_id = self.guild_of(channel_id)
+        return self.guilds[guild_id].upload_limit if guild_id else DEFAULT_UPLOAD_LIMIT
+
+    def role_ids_in(self, user: FakeUser, guild_id: int) -> list[int]:
+        return [role_id for role_id in user.role_ids if self.roles[role_id].guild_id == guild_id]
+
+    def member_permissions(self, user: FakeUser, guild_id: int | None = None) -> int:
         """Guild permissions: @everyone's plus the member's roles'; administrators and the owner get all."""
-        value = self.roles[self.guild_id].permissions
-        for role_id in user.role_ids:
+        guild = self.guilds[guild_id or self.guild_id]
+        value = self.roles[guild.id].permissions
+        for role_id in self.role_ids_in(user, guild.id):
             value |= self.roles[role_id].permissions
-        if value & ADMINISTRATOR or user.id == self.owner.id:
+        if value & ADMINISTRATOR or user.id == guild.owner.id:
             return ALL_PERMISSIONS
         return value
 
-    def guild_payload(self) -> dict:
+    def member_payload(self, user: FakeUser, guild_id: int, *, with_permissions: bool = False) -> dict:
+        permissions = self.member_permissions(user, guild_id) if with_permissions else None
+        return payloads.member_payload(user, self.role_ids_in(user, guild_id), permissions=permissions)
+
+    def guild_payload(self, guild_id: int | None = None) -> dict:
+        guild = self.guilds[guild_id or self.guild_id]
         return payloads.guild_payload(
-            guild_id=self.guild_id,
-            name="Easel Test Guild",
-            owner_id=self.owner.id,
-            roles=list(self.roles.values()),
-            channels=list(self.channels.values()),
-            threads=list(self.threads.values()),
-            members=list(self.users.values()),
+            guild_id=guild.id,
+            name=guild.name,
+            owner_id=guild.owner.id,
+            roles=[role for role in self.roles.values() if role.guild_id == guild.id],
+            channels=[channel for channel in self.channels.values() if channel.guild_id == guild.id],
+            threads=[thread for thread in self.threads.values() if self.guild_of(thread.id) == guild.id],
+            members=[self.member_payload(self.users[user_id], guild.id) for user_id in guild.member_ids],
         )
+
+    # -- the bot's permissions in channels -------------------------------------------------------------
+
+    def deny_bot_permission(self, channel_id: int, *names: str) -> None:
+        """Take permissions (discord.Permissions attribute names, e.g. "attach_files") from the bot in one
+        channel, as a channel overwrite would. A thread inherits its parent's denials."""
+        for name in names:
+            discord.Permissions(**{name: True})  # unknown names raise TypeError here, not silently later
+        self._bot_denials.setdefault(channel_id, set()).update(names)
+
+    def allow_bot_permission(self, channel_id: int, *names: str) -> None:
+        self._bot_denials.get(channel_id, set()).difference_update(names)
+
+    def deny_bot_posting(self, channel_id: int, denied: bool = True) -> None:
+        """The bot's own messages in this channel answer 403 Missing Permissions, as without Send Messages;
+        `denied=False` gives the permission back."""
+        if denied:
+            self.deny_bot_permission(channel_id, "send_messages")
+        else:
+            self.allow_bot_permission(channel_id, "send_messages")
+
+    def bot_permissions(self, channel_id: int) -> int:
+        """The bot's permissions in a channel or thread, after the denials tests made."""
+        guild_id = self.guild_of(channel_id)
+        value = self.member_permissions(self.bot_user, guild_id) if guild_id else DM_PERMISSIONS
+        denied = set(self._bot_denials.get(channel_id, ()))
+        if channel_id in self.threads:
+            denied |= self._bot_denials.get(self.threads[channel_id].parent_id, set())
+        for name in denied:
+            value &= ~discord.Permissions(**{name: True}).value
+        return value
+
+    def _bot_may(self, channel_id: int, name: str) -> bool:
+        return bool(self.bot_permissions(channel_id) & discord.Permissions(**{name: True}).value)
+
+    def _check_bot_may_post(self, channel_id: int, body: dict, files: list[FakeAttachment]) -> None:
+        in_thread = channel_id in self.threads
+        posting = "send_messages_in_threads" if in_thread else "send_messages"
+        # Threads have no overwrites on Discord; the fake still lets a test close one with "send_messages".
+        thread_closed = in_thread and "send_messages" in self._bot_denials.get(channel_id, ())
+        if not self._bot_may(channel_id, posting) or thread_closed:
+            raise missing_permissions(f"no {posting} in channel {channel_id}")
+        if files and not self._bot_may(channel_id, "attach_files"):
+            raise missing_permissions(f"no attach_files in channel {channel_id}")
+        if body.get("embeds") and not self._bot_may(channel_id, "embed_links"):
+            raise missing_permissions(f"no embed_links in channel {channel_id}")
 
     # -- reading what the bot did --------------------------------------------------------------------
 
@@ -155,28 +292,32 @@ class GuildState:
             raise DiscordError(404, UNKNOWN_MESSAGE, "Unknown Message")
         return message
 
+    def pings_of(self, user: FakeUser | int) -> list[FakeMessage]:
+        """Every message that notified this user, oldest first (deleted ones too: the ping happened)."""
+        user_id = user if isinstance(user, int) else user.id
+        return [message for message in self._messages.values() if user_id in message.pinged_users]
+
+    def fail_thread_creation(self, code: int | None = 160006) -> None:
+        """Make every later thread creation fail with this Discord error code; None restores success."""
+        self._thread_failure_code = code
+
+    def assert_no_violations(self) -> None:
+        """Fail if the fake refused any request because the bot broke a Discord rule."""
+        if self.violations:
+            listed = "\n  ".join(str(violation) for violation in self.violations)
+            raise AssertionError(f"the bot broke Discord's rules {len(self.violations)} time(s):\n  {listed}")
+
+    # -- application commands ------------------------------------------------------------------------
+
     def registered_commands(self, guild_id: int | None = None) -> list[dict]:
         """Global commands, or the commands registered for `guild_id`."""
         if guild_id is None:
             return list(self._global_commands)
         return list(self._guild_commands.get(guild_id, []))
 
-    def deny_bot_posting(self, channel_id: int, denied: bool = True) -> None:
-        """The bot's own messages in this channel answer 403 Missing Permissions, as without Send Messages;
-        `denied=False` gives the permission back."""
-        if denied:
-            self._channels_closed_to_bot.add(channel_id)
-        else:
-            self._channels_closed_to_bot.discard(channel_id)
-
-    def fail_thread_creation(self, code: int | None = 160006) -> None:
-        """Make every later thread creation fail with this Discord error code; None restores success."""
-        self._thread_failure_code = code
-
-    # -- application commands ------------------------------------------------------------------------
-
     def overwrite_commands(self, guild_id: int | None, commands: list[dict]) -> list[dict]:
         """Bulk overwrite (PUT). Like Discord, a command keeps its id when its name and type stay the same."""
+        limits.check_commands(commands)
         self.registration_count += 1
         stored = [self._stored_command(guild_id, command) for command in commands]
         if guild_id is None:
@@ -186,6 +327,7 @@ class GuildState:
         return stored
 
     def upsert_command(self, guild_id: int | None, command: dict) -> dict:
+        limits.check_commands([command], single=True)
         self.registration_count += 1
         stored = self._stored_command(guild_id, command)
         existing = self.registered_commands(guild_id)
@@ -221,22 +363,28 @@ class GuildState:
             stored["guild_id"] = str(guild_id)
         return stored
 
-    def find_command(self, name: str) -> dict:
-        """A chat-input command by name, preferring the fake guild's own over global ones."""
-        for command in self.registered_commands(self.guild_id) + self.registered_commands():
+    def find_command(self, name: str, guild_id: int | None) -> dict:
+        """The chat-input command a user in `guild_id` (None: a DM with the bot) would be offered."""
+        offered = [c for c in self.registered_commands(guild_id) if guild_id] + [
+            c for c in self.registered_commands() if _usable_in(c, guild_id)
+        ]
+        for command in offered:
             if command["name"] == name and command["type"] == 1:
                 return command
-        names = [c["name"] for c in self.registered_commands(self.guild_id) + self.registered_commands()]
-        raise LookupError(f"/{name} is not registered; registered commands: {names}")
+        where = f"guild {guild_id}" if guild_id else "a DM"
+        raise LookupError(f"/{name} is not offered in {where}; offered: {[c['name'] for c in offered]}")
 
     # -- channels and threads ------------------------------------------------------------------------
 
     def channel_payload(self, channel_id: int) -> dict:
         if channel_id in self.channels:
-            return payloads.channel_payload(self.channels[channel_id], self.guild_id)
+            channel = self.channels[channel_id]
+            if channel.type == DM_CHANNEL:
+                return payloads.dm_channel_payload(channel, self.users[channel.recipient_id])
+            return payloads.channel_payload(channel)
         if channel_id in self.threads:
-            return payloads.thread_payload(self.threads[channel_id], self.guild_id)
-        raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
+            return payloads.thread_payload(self.threads[channel_id], self.guild_of(channel_id))
+        raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel", bot_fault=True)
 
     def create_thread(
         self,
@@ -246,17 +394,22 @@ class GuildState:
         starter_message_id: int | None = None,
         owner: FakeUser | None = None,
     ) -> FakeThread:
-        if parent_id not in self.channels:
-            if parent_id in self.threads:
-                raise DiscordError(400, INVALID_CHANNEL_TYPE, "Cannot execute action on this channel type")
-            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
+        if parent_id not in self.channels or self.channels[parent_id].type == DM_CHANNEL:
+            if parent_id in self.threads or parent_id in self.channels:
+                raise DiscordError(
+                    400, INVALID_CHANNEL_TYPE, "Cannot execute action on this channel type", bot_fault=True
+                )
+            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel", bot_fault=True)
+        limits.check_thread_name(body)
+        thread_type = body.get("type", 11) if starter_message_id is None else 11
+        needed = "create_private_threads" if thread_type == PRIVATE_THREAD else "create_public_threads"
+        if owner is None and not self._bot_may(parent_id, needed):
+            raise missing_permissions(f"no {needed} in channel {parent_id}")
         if self._thread_failure_code is not None:
-            raise DiscordError(
-                400, self._thread_failure_code, "Thread creation failed (simulated by the fake)"
-            )
+            raise DiscordError(400, self._thread_failure_code, "Thread creation failed (simulated by the fake)")
         if starter_message_id is not None and starter_message_id in self.threads:
             raise DiscordError(
-                400, THREAD_ALREADY_CREATED, "A thread has already been created for this message"
+                400, THREAD_ALREADY_CREATED, "A thread has already been created for this message", bot_fault=True
             )
         thread = FakeThread(
             id=starter_message_id or self.new_id(),
@@ -264,24 +417,25 @@ class GuildState:
             name=body["name"],
             owner_id=(owner or self.bot_user).id,
             starter_message_id=starter_message_id,
-            type=body.get("type", 11),
+            type=thread_type,
             auto_archive_duration=body.get("auto_archive_duration") or 1440,
         )
         self.threads[thread.id] = thread
         self._history[thread.id] = []
-        self.on_event(
-            "THREAD_CREATE", {**payloads.thread_payload(thread, self.guild_id), "newly_created": True}
-        )
+        guild_id = self.guild_of(thread.id)
+        self.on_event("THREAD_CREATE", {**payloads.thread_payload(thread, guild_id), "newly_created": True})
         return thread
 
     def edit_thread(self, thread_id: int, body: dict) -> dict:
         thread = self.threads.get(thread_id)
         if thread is None:
-            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
+            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel", bot_fault=True)
+        if "name" in body:
+            limits.check_thread_name(body)
         thread.name = body.get("name", thread.name)
         thread.archived = body.get("archived", thread.archived)
         thread.locked = body.get("locked", thread.locked)
-        payload = payloads.thread_payload(thread, self.guild_id)
+        payload = payloads.thread_payload(thread, self.guild_of(thread_id))
         self.on_event("THREAD_UPDATE", payload)
         return payload
 
@@ -301,7 +455,8 @@ class GuildState:
     def render_message(self, message: FakeMessage) -> dict:
         author = self.users[message.author_id]
         urls = [self.attachment_url(attachment) for attachment in message.attachments]
-        return payloads.message_payload(message, author, self.guild_id, urls)
+        mentioned = [self.users[user_id] for user_id in message.pinged_users if user_id in self.users]
+        return payloads.message_payload(message, author, self.guild_of(message.channel_id), urls, mentioned)
 
     def create_message(
         self,
@@ -313,11 +468,17 @@ class GuildState:
         webhook_id: int | None = None,
         visible: bool = True,
     ) -> FakeMessage:
-        """Post a message; `visible=False` (ephemeral replies) keeps it out of the channel's history."""
+        """Post a message; `visible=False` (ephemeral replies) keeps it out of the channel's history.
+
+        Posts with the bot token (no `author`, no `webhook_id`) need the bot's channel permissions; interaction
+        replies do not, as on Discord.
+        """
         if channel_id not in self._history:
-            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel")
-        if channel_id in self._channels_closed_to_bot and author is None and webhook_id is None:
-            raise DiscordError(403, MISSING_PERMISSIONS, "Missing Permissions")
+            raise DiscordError(404, UNKNOWN_CHANNEL, "Unknown Channel", bot_fault=True)
+        if author is None and webhook_id is None:
+            self._check_bot_may_post(channel_id, body, files)
+        placeholder = bool((body.get("flags") or 0) & LOADING)  # a deferred response's "thinking" message
+        limits.check_message(body, files, upload_limit=self.upload_limit(channel_id), creating=not placeholder)
         thread = self.threads.get(channel_id)
         if thread is not None and thread.archived:
             if thread.locked:
@@ -328,8 +489,11 @@ class GuildState:
             channel_id=channel_id,
             author_id=(author or self.bot_user).id,
             webhook_id=webhook_id,
+            created_at=self.now(),
         )
         self._apply(message, body, files)
+        if visible and not message.ephemeral:
+            self._record_pings(message, body)
         self._messages[message.id] = message
         if visible:
             self._history[channel_id].append(message)
@@ -339,23 +503,47 @@ class GuildState:
         return message
 
     def edit_message(self, message: FakeMessage, body: dict, files: list[FakeAttachment]) -> FakeMessage:
-        """PATCH semantics: given fields replace, `attachments` (if given) lists the ids to keep."""
-        message.edit_history.append(message.snapshot())
-        message.edits += 1
+        """PATCH semantics: given fields replace, `attachments` (if given) lists the ids to keep.
+
+        An edit notifies nobody, except the edit that turns a deferred "thinking" message into the reply."""
         kept = message.attachments
         if body.get("attachments") is not None:
             keep_ids = {str(entry.get("id")) for entry in body["attachments"]}
             kept = [attachment for attachment in message.attachments if str(attachment.id) in keep_ids]
+        limits.check_message(
+            body,
+            files,
+            upload_limit=self.upload_limit(message.channel_id),
+            kept_attachments=len(kept),
+            creating=False,
+        )
+        filling_deferred = bool(message.flags & LOADING)
+        message.edit_history.append(message.snapshot())
+        message.edits += 1
         message.attachments = kept
         self._apply(message, body, files)
-        if not message.flags & EPHEMERAL:
+        if filling_deferred and not message.ephemeral:
+            self._record_pings(message, body)
+        if not message.ephemeral:
             self.on_event("MESSAGE_UPDATE", self.render_message(message))
         return message
 
     def delete_message(self, message: FakeMessage) -> None:
         message.deleted = True
-        event = {"id": str(message.id), "channel_id": str(message.channel_id), "guild_id": str(self.guild_id)}
+        event = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        guild_id = self.guild_of(message.channel_id)
+        if guild_id:
+            event["guild_id"] = str(guild_id)
         self.on_event("MESSAGE_DELETE", event)
+
+    def _record_pings(self, message: FakeMessage, body: dict) -> None:
+        replied_to = (message.message_reference or {}).get("message_id")
+        replied_message = self._messages.get(int(replied_to)) if replied_to else None
+        replied_user_id = replied_message.author_id if replied_message else None
+        pings = resolve_pings(message.content, body.get("allowed_mentions"), replied_user_id)
+        message.pinged_users = [user_id for user_id in pings.users if user_id != message.author_id]
+        message.pinged_roles = pings.roles
+        message.pinged_everyone = pings.everyone
 
     @staticmethod
     def _apply(message: FakeMessage, body: dict, files: list[FakeAttachment]) -> None:
@@ -364,104 +552,10 @@ class GuildState:
                 setattr(message, name, body[name])
         message.attachments = message.attachments + files
 
-    # -- interactions --------------------------------------------------------------------------------
 
-    def register_interaction(
-        self, kind: int, user: FakeUser, channel_id: int, source_message: FakeMessage | None = None
-    ) -> FakeInteraction:
-        interaction = FakeInteraction(
-            id=self.new_id(),
-            token=f"interaction.{secrets.token_urlsafe(32)}",
-            type=kind,
-            user=user,
-            channel_id=channel_id,
-            payload={},
-            source_message=source_message,
-        )
-        self.interactions[interaction.id] = interaction
-        return interaction
-
-    def interaction_for_callback(self, interaction_id: int, token: str) -> FakeInteraction:
-        interaction = self.interactions.get(interaction_id)
-        if interaction is None or interaction.token != token:
-            raise DiscordError(404, UNKNOWN_INTERACTION, "Unknown interaction")
-        return interaction
-
-    def interaction_for_webhook(self, application_id: int, token: str) -> FakeInteraction:
-        if application_id == self.application_id:
-            for interaction in self.interactions.values():
-                if interaction.token == token:
-                    return interaction
-        raise DiscordError(404, UNKNOWN_WEBHOOK, "Unknown Webhook")
-
-    def respond(self, interaction: FakeInteraction, body: dict, files: list[FakeAttachment]) -> dict:
-        """The initial response (callback). Returns what Discord returns for `?with_response=true`."""
-        if interaction.responses:
-            raise DiscordError(400, ALREADY_ACKNOWLEDGED, "Interaction has already been acknowledged.")
-        kind, data = body.get("type"), body.get("data") or {}
-        if kind in (6, 7) and interaction.source_message is None:
-            raise DiscordError(400, INVALID_FORM_BODY, "Interaction response type is not valid here")
-        interaction.responses.append(InteractionCallback(kind, data, files, time.monotonic()))
-
-        if kind == 4:
-            interaction.original = self._interaction_message(interaction, data, files)
-        elif kind == 5:
-            loading = {"flags": LOADING | (data.get("flags", 0) & EPHEMERAL)}
-            interaction.original = self._interaction_message(interaction, loading, [])
-        elif kind in (6, 7):
-            interaction.original = interaction.source_message
-            if kind == 7:
-                self.edit_message(interaction.source_message, data, files)
-
-        message = interaction.original
-        reply: dict = {
-            "interaction": {
-                "id": str(interaction.id),
-                "type": interaction.type,
-                "response_message_id": str(message.id) if message else None,
-                "response_message_loading": kind == 5,
-                "response_message_ephemeral": bool(message and message.ephemeral),
-            },
-            "resource": {"type": kind},
-        }
-        if kind in (4, 7):
-            reply["resource"]["message"] = self.render_message(message)
-        return reply
-
-    def followup(self, interaction: FakeInteraction, body: dict, files: list[FakeAttachment]) -> FakeMessage:
-        """A webhook followup. As on Discord, the first one after a defer fills in the "thinking" message."""
-        if not interaction.responses:
-            raise DiscordError(404, UNKNOWN_WEBHOOK, "Unknown Webhook")
-        original = interaction.original
-        if original is not None and original.flags & LOADING:
-            self._apply(original, {**body, "flags": original.flags & EPHEMERAL}, files)
-            message = original
-        else:
-            message = self._interaction_message(interaction, body, files)
-        interaction.followups.append(message)
-        return message
-
-    def webhook_message(self, interaction: FakeInteraction, message_ref: str) -> FakeMessage:
-        """`@original` or the id of one of the interaction's followups."""
-        if message_ref == "@original":
-            message = interaction.original
-        else:
-            message = next((m for m in interaction.followups if str(m.id) == message_ref), None)
-        if message is None or message.deleted:
-            raise DiscordError(404, UNKNOWN_MESSAGE, "Unknown Message")
-        return message
-
-    def edit_webhook_message(
-        self, message: FakeMessage, body: dict, files: list[FakeAttachment]
-    ) -> FakeMessage:
-        if message.flags & LOADING:
-            body = {**body, "flags": message.flags & EPHEMERAL}
-        return self.edit_message(message, body, files)
-
-    def _interaction_message(
-        self, interaction: FakeInteraction, body: dict, files: list[FakeAttachment]
-    ) -> FakeMessage:
-        ephemeral = bool((body.get("flags") or 0) & EPHEMERAL)
-        return self.create_message(
-            interaction.channel_id, body, files, webhook_id=self.application_id, visible=not ephemeral
-        )
+def _usable_in(command: dict, guild_id: int | None) -> bool:
+    """Whether a global command is offered in a guild (`guild_id`) or in the bot's DMs (None)."""
+    contexts = command.get("contexts")
+    if guild_id is None:
+        return 1 in contexts if contexts is not None else command.get("dm_permission") is not False
+    return contexts is None or 0 in contexts

@@ -22,8 +22,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 async def fake() -> AsyncIterator[FakeDiscord]:
     fake = FakeDiscord()
     await fake.start()
-    yield fake
-    await fake.stop()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+    fake.assert_no_violations()  # the bot made no request that real Discord would refuse
 
 
 def bot_settings(fake: FakeDiscord, data_dir: Path, **overrides: object) -> Settings:

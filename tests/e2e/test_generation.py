@@ -155,6 +155,7 @@ async def test_a_restart_in_the_middle_of_a_job_finishes_it_once(fake: FakeDisco
     requeued = await job_row(bot, job_id)
     assert requeued.status == JobStatus.QUEUED and requeued.attempts == 0
 
+    fake.advance_clock(5.0)  # a restart takes a few seconds: the old process's edits are out of Discord's window
     bot = await easel.start()
     job = await wait_for_status(fake, bot, job_id, JobStatus.DONE, within=120)
     assert job.thread_id == before.thread_id and job.status_message_id == before.status_message_id
@@ -327,12 +328,38 @@ async def test_without_threads_the_job_plays_out_in_the_channel(fake: FakeDiscor
 
 async def test_rate_limited_status_edits_back_off_and_go_on(fake: FakeDiscord, easel: RunningBot):
     bot = await easel.start()
-    fake.rate_limit_next(3, route_contains="/messages/", retry_after=0.2)
+    fake.rate_limit_next(3, route_contains="/messages/", retry_after=0.2)  # short: discord.py retries these
     job_id = job_id_of(await imagine(fake, fake.add_member("student"), "slow down --cutn 2", steps=20, size=32))
     job = await wait_for_status(fake, bot, job_id, JobStatus.DONE)
     await fake.wait_until(lambda: final_message(fake, job.thread_id) is not None)
     statuses = [request.status for request in fake.requests if "/messages/" in request.path]
     assert statuses.count(429) == 3 and statuses[-1] < 300
+
+
+async def test_a_long_rate_limit_on_status_edits_makes_the_bot_wait_and_the_result_still_comes(fake, easel):
+    bot = await easel.start()
+    job_id = job_id_of(await imagine(fake, fake.add_member("student"), "slow down --cutn 2", steps=200, size=32))
+    await wait_for_status(fake, bot, job_id, JobStatus.RUNNING)
+    status_id = (await job_row(bot, job_id)).status_message_id
+    await fake.wait_until(lambda: fake.get_message(status_id).edits >= 2, timeout=30)
+    fake.rate_limit_next(1, route_contains=f"/messages/{status_id}", retry_after=60)  # beyond discord.py's wait
+    job = await wait_for_status(fake, bot, job_id, JobStatus.DONE, within=120)
+    await fake.wait_until(lambda: final_message(fake, job.thread_id) is not None)
+    edits = [request for request in fake.requests if request.path.endswith(f"/messages/{status_id}")]
+    limited = next(index for index, request in enumerate(edits) if request.status == 429)
+    assert len(edits) - limited - 1 == 1  # backed off: only the final "Done" edit came after the 429
+    assert "Done" in fake.get_message(status_id).embeds[0]["description"]
+
+
+async def test_many_frames_make_few_status_edits_within_discords_limit(fake, easel):
+    bot = await easel.start()
+    job_id = job_id_of(await imagine(fake, fake.add_member("student"), "many frames --cutn 2", steps=300, size=32))
+    job = await wait_for_status(fake, bot, job_id, JobStatus.DONE, within=120)
+    await fake.wait_until(lambda: final_message(fake, job.thread_id) is not None)
+    edits = [request.at for request in fake.requests if request.path.endswith(f"/messages/{job.status_message_id}")]
+    frames = 300 // FAST["progress_every"]
+    assert len(edits) < frames / 4
+    assert all(sum(start <= at < start + 5.0 for at in edits) <= 5 for start in edits)
 
 
 async def test_hosts_lower_the_limits_and_jobs_are_clamped_to_them(fake: FakeDiscord, easel: RunningBot):
