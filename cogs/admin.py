@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.client import Easel
 
 DATA_SIZE_SECONDS = 60  # how long /about reuses the data folder's size: walking a big folder takes a while
+TERM_SHOWN = 200  # characters of a blocked term echoed back (terms are at most this long)
 TERM_KINDS = [app_commands.Choice(name="word or phrase", value="word"),
               app_commands.Choice(name="regular expression", value="pattern")]
 
@@ -157,7 +158,8 @@ class Admin(commands.Cog):
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.moderation.add_term(interaction.guild_id, kind, value, interaction.user.id)
-        await interaction.followup.send(fit(f"Blocked {kind} `{value}`. Prompts containing it will be refused."),
+        shown = fit(value, TERM_SHOWN)
+        await interaction.followup.send(f"Blocked {kind} `{shown}`. Prompts containing it will be refused.",
                                         ephemeral=True)
 
     @moderation.command(name="remove", description="Stop blocking a word, phrase or pattern")
@@ -167,8 +169,9 @@ class Admin(commands.Cog):
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
         removed = await self.bot.moderation.remove_term(interaction.guild_id, kind, value)
-        text = f"No longer blocking {kind} `{value}`." if removed else f"`{value}` was not blocked as a {kind}."
-        await interaction.followup.send(fit(text), ephemeral=True)
+        shown = fit(value, TERM_SHOWN)
+        text = f"No longer blocking {kind} `{shown}`." if removed else f"`{shown}` was not blocked as a {kind}."
+        await interaction.followup.send(text, ephemeral=True)
 
     @moderation.command(name="list", description="The blocked words and patterns, and recent refused prompts")
     @host_only()

@@ -106,3 +106,12 @@ async def test_sync_registers_the_commands_to_a_guild_now(fake: FakeDiscord, tmp
     assert f"guild {fake.guild_id}" in output.decode()
     assert {"about", "imagine", "easel"} <= {c["name"] for c in fake.registered_commands(fake.guild_id)}
     assert fake.registered_commands() == []  # nothing global
+
+
+async def test_commands_are_registered_again_when_they_change(fake: FakeDiscord, easel: RunningBot):
+    await easel.start(cogs=("cogs.admin",))
+    assert "imagine" not in {command["name"] for command in fake.registered_commands()}
+    await easel.stop()
+    await easel.start()  # a new version brings more commands
+    assert fake.registration_count == 2
+    assert {"about", "imagine"} <= {command["name"] for command in fake.registered_commands()}

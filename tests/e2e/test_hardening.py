@@ -235,3 +235,33 @@ async def test_after_a_restart_one_missing_result_does_not_hold_back_the_others(
 def job_id_of_answer(content: str) -> int:
     assert "Queued job #" in content, content
     return int(content.split("Queued job #")[1].split(".")[0])
+
+
+async def test_a_guild_limit_below_what_techniques_need_is_refused_when_set(fake, easel):
+    bot = await easel.start()
+    asked = await fake.send_command(fake.owner, "easel", {"max_size": 16}, subcommand=["limits"])
+    assert "between 32" in await answer_of(fake, asked)
+    assert (await bot.guild_service.get(fake.guild_id)).max_size is None
+
+
+async def test_long_answers_are_fitted_to_discords_limits(fake, easel):
+    await easel.start()
+    student = fake.add_member("student")
+    unknown_flag = await fake.send_command(student, "imagine", {"prompt": "a cat --" + "x" * 2500})
+    assert "Unknown option" in await answer_of(fake, unknown_flag)
+    removed = await fake.send_command(fake.owner, "easel", {"kind": "word", "value": "y" * 3000},
+                                      subcommand=["moderation", "remove"])
+    assert "was not blocked" in await answer_of(fake, removed)
+    assert len(removed.original.content) <= 2000  # and the fake saw no 50035 (checked at teardown)
+
+
+async def test_showing_a_waiting_job_pings_nobody(fake, easel):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    await set_queue(fake, host, "pause")
+    author, bystander = fake.add_member("author"), fake.add_member("bystander")
+    job_id = job_id_of(await imagine(fake, author, f"hello <@{bystander.id}> @everyone --steps 2 --size 32"))
+    shown = await fake.send_command(author, "job", {"id": job_id})
+    assert "Waiting" in await answer_of(fake, shown) and not shown.original.ephemeral
+    assert fake.pings_of(bystander) == [] and not shown.original.pinged_everyone
+    assert (await job_row(bot, job_id)).status == JobStatus.QUEUED

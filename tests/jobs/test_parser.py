@@ -4,7 +4,7 @@ import pytest
 
 from bot.art.technique import param
 from bot.art.techniques import TECHNIQUES
-from bot.jobs.parser import SEED_MAX, Limits, SpecError, options_help, parse_job
+from bot.jobs.parser import SEED_MAX, Limits, SpecError, limit_floor, options_help, parse_job
 
 LIMITS = Limits(max_steps=1000, max_size=512)
 
@@ -171,3 +171,9 @@ def test_options_help_has_ranges_defaults_and_seed():
     assert "--no" in rows and "required" in rows["--prompt"]
     assert "stack, pixels, fourier" in rows["--param"]
     assert "--seed" in rows
+
+
+def test_a_guild_cap_below_a_techniques_minimum_is_lifted_to_that_minimum():
+    parsed = parse_job("imagine", {}, limits=Limits(max_steps=1000, max_size=16), text="a cat --size 300")
+    assert parsed.spec.config.size == 32
+    assert limit_floor("size") == 32 and limit_floor("steps") == 1
