@@ -209,27 +209,29 @@ async def test_a_deleted_status_message_does_not_stop_the_result(fake, easel):
     await fake.wait_until(lambda: any(f"easel:reroll:{job_id}" in m.custom_ids() for m in fake.messages(job.thread_id)))
 
 
-async def test_after_a_restart_one_missing_result_does_not_hold_back_the_others(fake, easel, caplog):
+async def test_after_a_restart_one_bad_result_does_not_hold_back_the_others(fake, easel, caplog):
     bot = await easel.start()
     author = fake.add_member("author")
     jobs = []
-    for _ in range(2):
+    for _ in range(3):
         job_id = job_id_of(await imagine(fake, author, "a kite --steps 2 --size 32"))
         jobs.append(await wait_for_status(fake, bot, job_id, JobStatus.DONE))
     await easel.stop()
-    # The posts never reached Discord (an outage), and the first job's image is gone since.
+    # The posts never reached Discord (an outage); since then one image broke and one was removed.
     engine = db.create_engine(easel.settings.resolved_database_url)
     repository = JobRepository(db.create_session_factory(engine))
     for job in jobs:
         await repository.update_views(job.id, final_message_id=None)
     await engine.dispose()
-    await asyncio.to_thread(Path(jobs[0].result_path).unlink)
+    await asyncio.to_thread(Path(jobs[0].result_path).write_bytes, b"not a png any more")
+    await asyncio.to_thread(Path(jobs[1].result_path).unlink)
 
     await easel.start()
-    await fake.wait_until(lambda: any(f"easel:reroll:{jobs[1].id}" in m.custom_ids()
-                                      for m in fake.messages(jobs[1].thread_id)))
-    notices = [m for m in fake.messages(jobs[0].thread_id) if "no longer stored" in m.content]
+    await fake.wait_until(lambda: any(f"easel:reroll:{jobs[2].id}" in m.custom_ids()
+                                      for m in fake.messages(jobs[2].thread_id)))
+    notices = [m for m in fake.messages(jobs[1].thread_id) if "no longer stored" in m.content]
     assert len(notices) == 1
+    assert any(f"job {jobs[0].id}: could not post its outcome" in record.getMessage() for record in caplog.records)
 
 
 def job_id_of_answer(content: str) -> int:
