@@ -171,10 +171,12 @@ class JobService:
         A typed file name is refused whatever folder it names: it could read anyone's files.
         """
         paths: dict[str, str] = {}
+        attached: list[str] = []  # stored last, once everything else is known to be fine
         for name, value in spec.image_paths().items():
             reference = JOB_REFERENCE.fullmatch(value.strip())
             if name in uploads and value == ATTACHED:
-                continue  # stored last, once everything else is known to be fine
+                attached.append(name)
+                continue
             if reference is not None:
                 paths[name] = await self._result_path(int(reference[1]), request, name)
             elif request.inherited_images.get(name) == value:
@@ -190,9 +192,8 @@ class JobService:
                     f"`--{flag}` takes an image you attach (the command's `{name}` option) or an earlier result "
                     f"written `job:123`, not a file name."
                 )
-        for name, upload in uploads.items():
-            if spec.image_paths().get(name) == ATTACHED:
-                paths[name] = str(await asyncio.to_thread(self.uploads.store, upload))
+        for name in attached:
+            paths[name] = str(await asyncio.to_thread(self.uploads.store, uploads[name]))
         return dataclasses.replace(spec, config=dataclasses.replace(spec.config, **paths))
 
     async def _result_path(self, job_id: int, request: JobRequest, field_name: str) -> str:
@@ -325,10 +326,7 @@ class JobService:
     async def reroll(self, job_id: int, request: JobRequest) -> Receipt:
         """The same job with a new seed."""
         parent, spec = await self._parent(job_id, request)
-        return await self.submit(dataclasses.replace(
-            request, technique=spec.technique, options=_config_options(spec), seed=None, parent_job_id=parent.id,
-            inherited_images=spec.image_paths(),
-        ))
+        return await self._submit_derived(request, parent, spec, _config_options(spec), seed=None)
 
     async def continue_from(self, job_id: int, request: JobRequest) -> Receipt:
         """More steps, starting from this job's result."""
@@ -339,10 +337,7 @@ class JobService:
         options = _config_options(spec) | {start_field: f"job:{parent.id}"}
         if spec.technique == "imagine":
             options["init_strength"] = 1.0
-        return await self.submit(dataclasses.replace(
-            request, technique=spec.technique, options=options, seed=spec.seed, parent_job_id=parent.id,
-            inherited_images=spec.image_paths(),
-        ))
+        return await self._submit_derived(request, parent, spec, options, seed=spec.seed)
 
     async def remix(self, job_id: int, request: JobRequest) -> Receipt:
         """This job's options, changed by the prompt and flags in `request.text`."""
@@ -350,15 +345,20 @@ class JobService:
         options = _config_options(spec)
         if request.text and not request.text.lstrip().startswith("--"):
             options.pop("prompt", None)  # the new text brings its own prompt
-        return await self.submit(dataclasses.replace(
-            request, technique=spec.technique, options=options, seed=None, parent_job_id=parent.id,
-            inherited_images=spec.image_paths(),
-        ))
+        return await self._submit_derived(request, parent, spec, options, seed=None)
 
     async def _parent(self, job_id: int, request: JobRequest) -> tuple[Job, JobSpec]:
         """The job a button derives from, if the person pressing it may see it."""
         parent = await self.visible_job(job_id, request.user_id, request.guild_id)
         return parent, JobSpec.from_dict(parent.spec)
+
+    async def _submit_derived(self, request: JobRequest, parent: Job, spec: JobSpec, options: dict[str, object],
+                              seed: int | None) -> Receipt:
+        """Submits a job made from `parent`: its technique and input images, with these options."""
+        return await self.submit(dataclasses.replace(
+            request, technique=spec.technique, options=options, seed=seed, parent_job_id=parent.id,
+            inherited_images=spec.image_paths(),
+        ))
 
 
 class JobQueuedAnyway(UserFacingError):
