@@ -1,6 +1,7 @@
 """Easel's database tables (SQLAlchemy 2.0, typed `Mapped[]`). Neural networks live in `bot/art/`."""
 
 from models.base import Base
+from models.course import Exercise, Lesson, LessonRun, Review, Submission, SubmissionStatus
 from models.guild import GuildSettings, Member
 from models.job import Job, JobStatus
 from models.moderation import BlockedTerm, ModerationEvent
@@ -10,9 +11,15 @@ __all__ = [
     "AppState",
     "Base",
     "BlockedTerm",
+    "Exercise",
     "GuildSettings",
     "Job",
     "JobStatus",
+    "Lesson",
+    "LessonRun",
     "Member",
     "ModerationEvent",
+    "Review",
+    "Submission",
+    "SubmissionStatus",
 ]

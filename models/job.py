@@ -22,7 +22,8 @@ class Job(Base):
     """One generation job. The row exists before anything else happens; Discord messages are views of it."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    # AUTOINCREMENT: a deleted job's id is never given again (buttons, result folders and `job:123` name it).
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     guild_id: Mapped[int | None] = mapped_column(BigInteger)  # None for a direct message

@@ -44,3 +44,28 @@ async def test_sqlite_pragmas_are_set_on_every_connection(engine):
         foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
         busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
     assert (journal, foreign_keys, busy) == ("wal", 1, db.SQLITE_BUSY_TIMEOUT_MS)
+
+
+async def test_a_deleted_job_or_submission_id_is_never_given_again(sessions):
+    """Buttons, result folders, submission files and `job:123` name rows by id: SQLite must not reuse one."""
+    from sqlalchemy import delete
+
+    from models import Exercise, Job, Lesson, Submission
+
+    async with sessions.begin() as session:
+        session.add(Lesson(id=1, slug="l", number=1, title="t", summary="s", body="b", links={}, content_hash="h"))
+        await session.flush()
+        session.add(Exercise(id="e", lesson_id=1, position=0, title="t", brief="b", technique="cppn", preset={},
+                             images={}, submit_hint="s"))
+    for model, values in ((Job, {"channel_id": 1, "user_id": 1, "technique": "cppn", "spec": {}, "seed": 1,
+                                 "title": "t"}),
+                          (Submission, {"guild_id": 1, "user_id": 1, "exercise_id": "e"})):
+        async with sessions.begin() as session:
+            first = model(**values)
+            session.add(first)
+        async with sessions.begin() as session:
+            await session.execute(delete(model).where(model.id == first.id))
+        async with sessions.begin() as session:
+            second = model(**values)
+            session.add(second)
+        assert second.id > first.id, model.__name__
