@@ -1,14 +1,19 @@
 """`python -m bot render TECHNIQUE [TEXT] [--options...] --out DIR`: run one job locally, no Discord.
 
 The options go through the same parser as slash commands and inline flags, so anything that works
-here works in Discord (where the server's limits may be smaller). Exit codes: 0 done, 1 the
-technique's weights are missing, 2 a bad option or input image.
+here works in Discord (where the server's limits may be smaller). `--from FILE.png` runs the recipe
+an Easel PNG carries again (same seed, same image on the same kind of device); options after it
+override the recipe's, and input images it used must be given again unless their recorded path
+exists here. Exit codes: 0 done, 1 the technique's weights are missing, 2 a bad option, input
+image or recipe.
 
     python -m bot render imagine "a lighthouse in a storm | fog:0.5 --steps 150 --seed 3" --out out/
     python -m bot render cppn --seed 7 --size 512
     python -m bot render nca --target emoji.png --steps 800
     python -m bot render style --content a.png --style b.png
     python -m bot render dream --image a.png --layer relu5_1
+    python -m bot render --from easel-42.png --steps 400
+    python -m bot render --from easel-43.png --content a.png --style b.png
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from pathlib import Path
 from PIL import Image
 from pydantic import ValidationError
 
-from bot.art.imagefiles import ImageRejected, safe_filename, save_animation, save_png
+from bot.art.imagefiles import LOCAL_MAX_BYTES, ImageRejected, safe_filename, save_animation, save_png
 from bot.art.models import ModelChoice, ModelStore, choose_device, make_deterministic
 from bot.art.technique import MissingWeightsError, RunContext
 from bot.art.techniques import TECHNIQUES
-from bot.jobs.parser import Limits, SpecError, parse_job
+from bot.jobs.parser import Limits, ParsedJob, SpecError, parse_job
+from bot.jobs.recipes import Recipe, RecipeError, read_recipe, recipe_options
 from bot.settings import Settings
 
 LOCAL_LIMITS = Limits(max_steps=100_000, max_size=4096, clamp=False)  # your machine: only the fields' ranges
@@ -42,7 +48,11 @@ def add_render_command(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the results (default out/)")
-    parser.add_argument("technique", choices=list(TECHNIQUES), help="which technique to run")
+    parser.add_argument(
+        "--from", dest="recipe", nargs=argparse.REMAINDER, metavar="FILE.png [options]",
+        help="run the recipe in an Easel PNG again, instead of a technique; options after it override it",
+    )
+    parser.add_argument("technique", nargs="?", choices=list(TECHNIQUES), help="which technique to run")
     parser.add_argument(
         "options", nargs=argparse.REMAINDER,
         help="prompt text and technique options, e.g. --steps 150 --seed 3 --size 512 (--out may go here)",
@@ -86,21 +96,87 @@ class ProgressBar:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    if args.recipe is not None:
+        return _run_recipe(args)
+    if args.technique is None:
+        print("error: name a technique to run, or give --from FILE.png", file=sys.stderr)
+        return 2
     tokens, out_dir = split_out_option(args.options, args.out)
-    try:
-        settings = Settings()
-        device = choose_device(settings.device)
-    except (ValidationError, ValueError) as error:
-        print(f"Invalid settings: {error}", file=sys.stderr)
+    if "--from" in tokens:
+        print("error: --from FILE.png replaces the technique: `render --from FILE.png [options]`", file=sys.stderr)
         return 2
     try:
         job = parse_job(args.technique, {}, limits=LOCAL_LIMITS, text=options_text(tokens))
     except SpecError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    return _render(job, out_dir)
+
+
+def _run_recipe(args: argparse.Namespace) -> int:
+    """`render --from FILE.png [options]`: the recipe's options, then the given ones over them."""
+    if args.technique is not None or args.options:
+        print("error: --from FILE.png replaces the technique: `render --from FILE.png [options]`", file=sys.stderr)
+        return 2
+    if not args.recipe:
+        print("error: --from needs the PNG file to read the recipe from", file=sys.stderr)
+        return 2
+    tokens, out_dir = split_out_option(args.recipe[1:], args.out)
+    try:
+        recipe = load_recipe(Path(args.recipe[0]))
+        job = recipe_job(recipe, tokens)
+    except (RecipeError, SpecError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    made = f" (job #{recipe.job_id})" if recipe.job_id is not None else ""
+    print(f"recipe from {args.recipe[0]}{made}", file=sys.stderr)
+    return _render(job, out_dir, recorded_device=recipe.device)
+
+
+def load_recipe(path: Path) -> Recipe:
+    """The recipe in a PNG file; RecipeError for a missing, oversized or recipe-less file."""
+    try:
+        if path.stat().st_size > LOCAL_MAX_BYTES:
+            raise RecipeError(f"{path} is larger than {LOCAL_MAX_BYTES // (1024 * 1024)} MB: not an Easel result.")
+        data = path.read_bytes()
+    except OSError as error:
+        raise RecipeError(f"Could not read {str(path)!r}: {error.strerror or error}.") from None
+    return read_recipe(data, max_bytes=LOCAL_MAX_BYTES)
+
+
+def recipe_job(recipe: Recipe, tokens: list[str]) -> ParsedJob:
+    """The recipe as a job, `tokens` (prompt words and --options) overriding it through the same parser.
+
+    An input image the recipe used is kept when its recorded path exists on this machine; otherwise
+    it must be given again (`--content a.png`), or this raises a RecipeError naming it.
+    """
+    options, images = recipe_options(recipe)
+    recorded = recipe.spec.image_paths()
+    job = parse_job(recipe.spec.technique, options | recorded, limits=LOCAL_LIMITS, text=options_text(tokens))
+    missing = [
+        name for name, path in recorded.items()
+        if job.spec.image_paths().get(name) == path and not Path(path).is_file()
+    ]
+    if missing:
+        wanted = "; ".join(f"--{name.replace('_', '-')} FILE (it used {images[name]!r})" for name in missing)
+        raise RecipeError(f"This recipe needs input images that are not on this machine. Give them again: {wanted}.")
+    return job
+
+
+def _render(job: ParsedJob, out_dir: Path, recorded_device: str | None = None) -> int:
+    """Runs a parsed job and saves its image and animation in `out_dir`, printing where."""
+    try:
+        settings = Settings()
+        device = choose_device(settings.device)
+    except (ValidationError, ValueError) as error:
+        print(f"Invalid settings: {error}", file=sys.stderr)
+        return 2
 
     spec = job.spec
     print(f"{spec.describe()} on {device}", file=sys.stderr)
+    if recorded_device and recorded_device.split(":")[0] != device.type:
+        print(f"note: the recipe was made on {recorded_device}; on {device.type} the same seed may give "
+              "a different image", file=sys.stderr)
     make_deterministic(device)
     ctx = RunContext(
         device=device,
@@ -121,7 +197,7 @@ def run_render(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_filename(f"{spec.technique}-{spec.seed}")
     image_path = out_dir / f"{stem}.png"
-    save_png(result.image, image_path, spec.png_metadata(device=str(device)))
+    save_png(result.image, image_path, spec.png_metadata(device=str(device), image_size=result.image.size))
     print(f"image: {image_path}")
     if result.frames:
         animation_path = out_dir / f"{stem}.gif"

@@ -303,7 +303,8 @@ class DiscordPublisher:
 
     def result_files(self, job: Job, limit: int) -> tuple[list[discord.File], str]:
         """The result's image, animation and loss chart, together under the upload limit, with short
-        safe names (never the prompt). It encodes images: call it in a thread, not on the event loop.
+        safe names (never the prompt). The image stays a PNG with the stored result's text chunks
+        (its recipe) whenever it can. It encodes images: call it in a thread, not on the event loop.
 
         Raises FileNotFoundError when the result is no longer stored.
         """
@@ -315,7 +316,11 @@ class DiscordPublisher:
         # Whether Discord counts the limit per file or per message, the three files fit.
         budget = (limit - len(chart_bytes or b"")) // 2
         with Image.open(job.result_path) as final:
-            data, extension = encode_for_upload(final.copy(), budget)
+            final.load()  # text chunks after the pixels are read with them
+            recipe = {key: str(value) for key, value in getattr(final, "text", {}).items()}
+            # The posted file keeps the stored one's text chunks (`easel`, `parameters`): saved from
+            # Discord, it is still the job's recipe.
+            data, extension = encode_for_upload(final.copy(), budget, metadata=recipe)
         image_name = f"{stem}.{extension}"
         files = [discord.File(io.BytesIO(data), filename=image_name)]
         if job.animation_path and Path(job.animation_path).exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PureWindowsPath
 from typing import Any
 
 
@@ -56,21 +56,63 @@ class JobSpec:
             if value is None or (value == field.default and not always):
                 continue
             if field.metadata.get("image"):
-                value = Path(value).name  # an input image: its name, not where the server keeps it
+                value = file_name(value)  # an input image: its name, not where the server keeps it
             if isinstance(value, str):
                 value = repr(value if len(value) <= 80 else value[:77] + "...")
             parts.append(f"{(field.metadata.get('flag') or field.name).replace('_', '-')}={value}")
         return " · ".join(parts)
 
-    def png_metadata(self, device: str | None = None) -> dict[str, str]:
-        """Text chunks for the PNG: the whole job as JSON under `easel`, plus readable keys.
+    def parameters_text(self, *, device: str | None = None, image_size: tuple[int, int] | None = None) -> str:
+        """The job in the AUTOMATIC1111 "parameters" convention that other image tools read:
+
+            a lighthouse in a storm | fog:0.5
+            Negative prompt: blurry, text
+            Steps: 200, Seed: 7, Size: 256x256, Technique: imagine, Param: pixels, Cutn: 32, ...
+
+        The prompt lines only when the technique has a prompt, the negative line only when there is
+        one; then every other parameter and the seed, input images by file name only. A value with a
+        comma, colon or quote is written as a JSON string, as that convention does.
+        """
+        values = {field.name: getattr(self.config, field.name) for field in dataclasses.fields(self.config)}
+        lines = []
+        if values.get("prompt"):
+            lines.append(str(values.pop("prompt")))
+        values.pop("prompt", None)
+        negative = values.pop("negative", None)
+        if negative:
+            lines.append(f"Negative prompt: {negative}")
+        pairs = []
+        if "steps" in values:
+            pairs.append(("Steps", values.pop("steps")))
+        pairs.append(("Seed", self.seed))
+        if "size" in values:
+            size = values.pop("size")
+            square = image_size is not None and max(image_size) == size
+            pairs.append(("Size", f"{image_size[0]}x{image_size[1]}" if square else size))
+        pairs.append(("Technique", self.technique))
+        images = self.image_paths()
+        for name, value in values.items():
+            if value is not None:
+                pairs.append((name.replace("_", " ").capitalize(), file_name(value) if name in images else value))
+        if device:
+            pairs.append(("Device", device))
+        lines.append(", ".join(f"{key}: {_parameter_value(value)}" for key, value in pairs))
+        return "\n".join(lines)
+
+    def png_metadata(
+        self, device: str | None = None, *, job_id: int | None = None, image_size: tuple[int, int] | None = None
+    ) -> dict[str, str]:
+        """Text chunks for the PNG: the whole job as JSON under `easel`, `parameters` for other tools,
+        plus readable keys.
 
         `device` (e.g. "cuda", "cpu") is recorded because a seed reproduces the same image only on
-        the same kind of device; `from_dict` reads the JSON back and ignores it.
+        the same kind of device; `job_id` is the job's number in the bot; `image_size` is the
+        result's (width, height). `from_dict` reads the JSON back and ignores `device` and `job`.
         """
-        job = self.to_dict() | ({"device": device} if device else {})
+        job = self.to_dict() | ({"device": device} if device else {}) | ({"job": job_id} if job_id is not None else {})
         metadata = {
             "easel": json.dumps(job, ensure_ascii=False, sort_keys=True),
+            "parameters": self.parameters_text(device=device, image_size=image_size),
             "Description": self.describe(),
             "Technique": self.technique,
             "Seed": str(self.seed),
@@ -79,6 +121,22 @@ class JobSpec:
         if device:
             metadata["Device"] = device
         return metadata
+
+
+def file_name(path: str) -> str:
+    """The file name of an input image's recorded path (a `/` or `\\` path), never where it was kept."""
+    return PureWindowsPath(path).name or path
+
+
+def _parameter_value(value: object) -> str:
+    """One value of the `parameters` line: numbers exact but short, text quoted when it needs to be."""
+    if isinstance(value, float):
+        text = f"{value:g}"
+        return text if float(text) == value else repr(value)
+    text = str(value)
+    if any(mark in text for mark in ',:"\n'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
 
 
 def _prompt_part_text(part: str) -> str:

@@ -103,7 +103,8 @@ class GpuWorker:
             chart_path=folder / "loss.png",
             result=result,
         )
-        save_png(result.image, output.image_path, spec.png_metadata(device=str(self.device)))
+        metadata = spec.png_metadata(device=str(self.device), job_id=job_id, image_size=result.image.size)
+        save_png(result.image, output.image_path, metadata)
         save_animation(result.frames or [result.image], output.animation_path)
         loss_chart(result.losses).save(output.chart_path)
         return output

@@ -6,12 +6,14 @@ import pytest
 from PIL import Image
 
 from bot.art.imagefiles import (
+    MIN_RECIPE_SIDE,
     ImageRejected,
     encode_animation_for_upload,
     encode_for_upload,
     load_image_bytes,
     read_job_metadata,
     read_png_metadata,
+    read_png_text,
     safe_filename,
     save_animation,
     save_png,
@@ -104,6 +106,55 @@ def test_upload_encoding_fits_the_limit():
     frames = [Image.effect_noise((96, 96), 40 + i).convert("RGB") for i in range(12)]
     data, extension = encode_animation_for_upload(frames, 20_000)
     assert len(data) <= 20_000 and extension in ("gif", "webp")
+
+
+def chunk_kinds(data):
+    """The PNG's chunks as (type, keyword or b"") in file order."""
+    kinds, position = [], 8
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        body = data[position + 8 : position + 8 + length]
+        kinds.append((kind, body.partition(b"\0")[0] if kind in (b"tEXt", b"iTXt") else b""))
+        position += 12 + length
+    return kinds
+
+
+def test_ascii_text_is_written_as_text_other_tools_read_and_the_rest_as_utf8(tmp_path):
+    metadata = {"parameters": "a lighthouse\nSteps: 3, Seed: 1", "easel": '{"prompt": "phare \u00e0 minuit \u2728"}'}
+    save_png(Image.new("RGB", (4, 4)), tmp_path / "a.png", metadata)
+    data = (tmp_path / "a.png").read_bytes()
+    assert (b"tEXt", b"parameters") in chunk_kinds(data) and (b"iTXt", b"easel") in chunk_kinds(data)
+    assert read_png_text(data, max_bytes=10_000) == metadata == read_png_metadata(tmp_path / "a.png")
+
+
+def test_read_png_text_checks_size_and_format_and_decodes_no_pixels():
+    with pytest.raises(ImageRejected, match="limit is"):
+        read_png_text(b"\0" * 2000, max_bytes=1000)
+    with pytest.raises(ImageRejected, match="not a PNG"):
+        read_png_text(encoded(Image.new("RGB", (8, 8)), "WEBP"), max_bytes=10_000)
+    with pytest.raises(ImageRejected, match="too many pixels"):
+        read_png_text(png_header_claiming(100_000, 100_000), max_bytes=10_000)
+    assert read_png_text(png_header_claiming(300, 300), max_bytes=10_000) == {}  # its pixels are never read
+    data = encoded(Image.new("RGB", (8, 8)), "PNG")
+    with pytest.raises(ImageRejected, match="truncated"):
+        read_png_text(data[:-6], max_bytes=10_000)
+
+
+def test_upload_encoding_keeps_the_recipe_chunks():
+    metadata = {"easel": '{"technique": "cppn", "seed": 3}', "parameters": "Steps: 1, Seed: 3"}
+    small = Image.new("RGB", (32, 32), (10, 20, 30))
+    data, extension = encode_for_upload(small, 10_000, metadata=metadata)
+    assert extension == "png" and read_png_text(data, max_bytes=10_000) == metadata
+
+    noise = Image.effect_noise((600, 600), 80).convert("RGB")
+    full = len(encoded(noise, "PNG"))
+    data, extension = encode_for_upload(noise, full // 2, metadata=metadata)
+    assert extension == "png" and len(data) <= full // 2  # shrunk, still a PNG with its recipe
+    assert MIN_RECIPE_SIDE <= Image.open(io.BytesIO(data)).width < 600
+    assert read_png_text(data, max_bytes=full) == metadata
+
+    data, extension = encode_for_upload(noise, 8_000, metadata=metadata)  # not even at the smallest PNG
+    assert len(data) <= 8_000 and extension in ("webp", "jpg")
 
 
 def test_safe_filename():
