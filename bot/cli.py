@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from bot import __version__, db
+from bot.course_cli import add_course_command
 from bot.log import setup_logging
 from bot.render_cli import add_render_command
 from bot.retention import data_size, human_size, prune
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=command_data)
 
     add_render_command(commands)
+    add_course_command(commands)
     add_weights_command(commands)
     return parser
 

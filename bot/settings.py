@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DISCORD_API_BASE = "https://discord.com/api/v10"
+SHIPPED_COURSE = Path(__file__).resolve().parent.parent / "course"
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     max_blocked_terms_per_guild: int = Field(default=50, ge=1, le=1000)
     moderation_budget_seconds: float = Field(default=0.25, gt=0.0, le=10.0)
 
+    # The course
+    course_dir: Path = SHIPPED_COURSE
+    max_submissions_per_exercise: int = Field(default=10, ge=1, le=1000)
+
     # Retention
     keep_results_days: int = Field(default=30, ge=0)
 
@@ -64,6 +69,11 @@ class Settings(BaseSettings):
         if not _DEVICE_PATTERN.match(value):
             raise ValueError("must be auto, cpu, mps, cuda or cuda:N (for example cuda:1)")
         return value
+
+    @field_validator("course_dir", mode="before")
+    @classmethod
+    def _empty_course_dir_is_the_shipped_course(cls, value: object) -> object:
+        return SHIPPED_COURSE if isinstance(value, str) and not value.strip() else value
 
     @field_validator("discord_token")
     @classmethod

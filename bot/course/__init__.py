@@ -1,0 +1,1 @@
+"""The course: lesson files with exercises, their validation, and (later) submissions and reviews."""

@@ -1,0 +1,1 @@
+"""Tests for the course: lesson files and the course CLI."""
