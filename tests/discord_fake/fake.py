@@ -35,6 +35,7 @@ from .rest import RateLimitRule, RestApi
 USER_OPTION, CHANNEL_OPTION, ROLE_OPTION, ATTACHMENT_OPTION = 6, 7, 8, 11
 GUILD_CONTEXT, BOT_DM_CONTEXT = 0, 1
 POLL_INTERVAL = 0.01
+REQUEST_BODY_LIMIT = 64 * 1024 * 1024  # above any upload limit Discord has, so limits.py decides
 
 
 class FakeDiscord(InteractionState):
@@ -63,7 +64,8 @@ class FakeDiscord(InteractionState):
         self.api_base = f"{self.cdn_base}/api/v10"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
 
-        app = web.Application(middlewares=[self._rest.middleware])
+        # aiohttp refuses bodies over 1 MiB by default; Discord takes uploads up to the limits in limits.py.
+        app = web.Application(middlewares=[self._rest.middleware], client_max_size=REQUEST_BODY_LIMIT)
         app.add_routes([web.get("/gateway", self._gateway.handle), *self._rest.routes()])
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()

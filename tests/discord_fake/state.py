@@ -65,6 +65,7 @@ UNKNOWN_MESSAGE = 10008
 THREAD_ALREADY_CREATED = 160004
 THREAD_LOCKED = 50083
 MISSING_PERMISSIONS = 50013
+CANNOT_MESSAGE_USER = 50007
 INVALID_CHANNEL_TYPE = 50024
 
 MESSAGE_FIELDS = ("content", "embeds", "components", "flags", "message_reference")
@@ -105,6 +106,7 @@ class GuildState:
         self._thread_failure_code: int | None = None
         self._bot_denials: dict[int, set[str]] = {}  # channel id -> permission names taken from the bot
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id
+        self._closed_dms: set[int] = set()  # users who accept no direct messages from the bot
 
         self.bot_user = self._add_user("Easel", bot=True)
         self.bot_user_id = self.bot_user.id
@@ -181,6 +183,10 @@ class GuildState:
             self._history[channel.id] = []
             self._dm_channels[user.id] = channel.id
         return self._dm_channels[user.id]
+
+    def close_dms(self, user: FakeUser) -> None:
+        """The user accepts no direct messages from the bot: a DM answers 403 code 50007, as on Discord."""
+        self._closed_dms.add(user.id)
 
     def _add_user(self, name: str, *, bot: bool = False) -> FakeUser:
         user = FakeUser(self.new_id(), name, [], bot=bot)
@@ -269,6 +275,9 @@ class GuildState:
         return bool(self.bot_permissions(channel_id) & discord.Permissions(**{name: True}).value)
 
     def _check_bot_may_post(self, channel_id: int, body: dict, files: list[FakeAttachment]) -> None:
+        channel = self.channels.get(channel_id)
+        if channel is not None and channel.recipient_id in self._closed_dms:
+            raise DiscordError(403, CANNOT_MESSAGE_USER, "Cannot send messages to this user")
         in_thread = channel_id in self.threads
         posting = "send_messages_in_threads" if in_thread else "send_messages"
         # Threads have no overwrites on Discord; the fake still lets a test close one with "send_messages".
