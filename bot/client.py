@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import db
 from bot.art.models import ModelChoice
+from bot.course.service import CourseService
 from bot.endpoints import configure_discord_endpoints
 from bot.errors import UserFacingError
 from bot.guilds import GuildService
@@ -26,15 +27,17 @@ from bot.jobs.service import JobService
 from bot.jobs.uploads import UploadStore
 from bot.jobs.worker import GpuWorker
 from bot.moderation import ModerationService
+from bot.privacy import ForgetReport, forget_person
 from bot.retention import prune
 from bot.settings import Settings
 from bot.state import AppStateStore
+from bot.ui.course import COURSE_BUTTONS
 from bot.ui.fit import fit
-from bot.ui.views import BUTTONS
+from bot.ui.views import BUTTONS, RunRecipeButton
 
 log = logging.getLogger(__name__)
 
-COGS = ("cogs.admin", "cogs.generate")
+COGS = ("cogs.admin", "cogs.generate", "cogs.course")
 MAX_RATELIMIT_WAIT_SECONDS = 30.0  # the least discord.py accepts
 INTERNAL_ERROR_MESSAGE = (
     "Something went wrong on Easel's side, and nothing you typed was lost. "
@@ -111,19 +114,52 @@ class Easel(commands.Bot):
         )
         self.publisher = DiscordPublisher(self, self.job_repository, settings)
         self.jobs.views = self.publisher
+        self.course = CourseService(settings, self.sessions, self.jobs, self.moderation)
         self.runner: JobRunner | None = None
         self.delivering: asyncio.Task[None] | None = None  # posts that a restart or an outage held back
         self._shutdown: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         await db.upgrade(self.engine)
-        self.add_dynamic_items(*BUTTONS.values())
+        await self.sync_course()
+        self.add_dynamic_items(*BUTTONS.values(), *COURSE_BUTTONS, RunRecipeButton)
         for extension in self.cogs_to_load:
             try:
                 await self.load_extension(extension)
             except Exception:
                 log.exception("cog %s failed to load; the other cogs still work", extension)
         await self.sync_commands(force=self.force_sync)
+
+    async def sync_course(self) -> None:
+        """Loads the lesson files into the database; broken files are logged and change nothing."""
+        try:
+            report, problems = await self.course.sync_from_folder()
+        except Exception:
+            log.exception("could not load the course from %s; the lessons stay as they were", self.settings.course_dir)
+            return
+        for problem in problems:
+            log.error("course: %s", problem)
+        if report is None:
+            log.error("the course in %s has %d problems (see above; `python -m bot course check` lists them): "
+                      "the lessons stay as they were", self.settings.course_dir, len(problems))
+        else:
+            log.info("%s", report.summary())
+
+    async def forget(self, user_id: int) -> ForgetReport:
+        """/forget-me: deletes the person's rows and files, then the bot's posts of their submissions."""
+        report = await forget_person(self.sessions, self.settings.data_dir, user_id)
+        await self.delete_posts(report.posted_messages)
+        return report
+
+    async def delete_posts(self, posts: list[tuple[int | None, int | None]]) -> None:
+        """Deletes messages the bot posted, best effort (a message may already be gone)."""
+        for channel_id, message_id in posts:
+            if channel_id is None or message_id is None:
+                continue
+            try:
+                await self.http.delete_message(channel_id, message_id)
+            except discord.HTTPException:
+                log.info("could not delete message %s in channel %s", message_id, channel_id)
 
     async def start(self, token: str, *, reconnect: bool = True) -> None:
         """Logs in (which runs `setup_hook`), starts the GPU worker, then connects to the gateway."""

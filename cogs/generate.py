@@ -1,4 +1,4 @@
-"""Generation commands: /imagine, /style, /dream, /nca, /cppn, and /queue, /cancel, /job.
+"""Generation commands: /imagine, /style, /dream, /nca, /cppn, and /queue, /cancel, /job, /recipe.
 
 Thin: defer, read attachments, hand a `JobRequest` to the job service, show the receipt.
 """
@@ -6,6 +6,7 @@ Thin: defer, read attachments, hand a `JobRequest` to the job service, show the 
 from __future__ import annotations
 
 import asyncio
+import io
 from typing import TYPE_CHECKING
 
 import discord
@@ -14,11 +15,12 @@ from discord.ext import commands
 
 from bot.errors import UserFacingError
 from bot.jobs.parser import SEED_MAX, option_range
+from bot.jobs.recipes import recipe_text
 from bot.jobs.service import JobStatus
 from bot.ui.checks import host_guild
 from bot.ui.embeds import place_text, result_embed
 from bot.ui.fit import fit
-from bot.ui.views import answer_with_receipt, request_from, result_view
+from bot.ui.views import answer_with_receipt, read_recipe_attachment, recipe_view, request_from, result_view
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -173,6 +175,18 @@ class Generate(commands.Cog):
             raise
         await interaction.followup.send(embed=result_embed(job, image_name), files=files,
                                         view=result_view(job.id, job.technique))
+
+    @app_commands.command(name="recipe", description="Show the recipe inside an Easel PNG, with a button to run it")
+    @app_commands.describe(image="A PNG that Easel posted (the original file, not a screenshot)")
+    async def recipe(self, interaction: discord.Interaction[Easel], image: discord.Attachment) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        recipe = await read_recipe_attachment(image, self.bot.settings.max_upload_bytes)
+        if interaction.guild_id is not None and await self.bot.moderation.check_texts(interaction.guild_id,
+                                                                                      recipe.spec.texts()):
+            raise UserFacingError("This recipe's prompt is not allowed on this server, so it is not shown here.")
+        file = discord.File(io.BytesIO(await image.read()), filename="recipe.png")
+        await interaction.followup.send(fit(f"**Recipe** · {recipe_text(recipe)}"), file=file, view=recipe_view(),
+                                        ephemeral=True)
 
 
 async def read_attachment(name: str, attachment: discord.Attachment, max_bytes: int) -> bytes:

@@ -55,7 +55,8 @@ class JobRequest:
     images: dict[str, bytes] = field(default_factory=dict)  # field name -> attached bytes
     seed: int | None = None
     parent_job_id: int | None = None
-    # Input images a derived job keeps from its parent (field -> stored path); the parent was checked.
+    # Input images trusted as they are (field -> stored path): a derived job's from its parent, which was
+    # checked, or an exercise's from the course folder.
     inherited_images: dict[str, str] = field(default_factory=dict)
 
 
@@ -181,6 +182,8 @@ class JobService:
                 paths[name] = await self._result_path(int(reference[1]), request, name)
             elif request.inherited_images.get(name) == value:
                 if not await asyncio.to_thread(Path(value).exists):
+                    if request.parent_job_id is None:  # an image of the course's own
+                        raise UserFacingError(f"The course image for `{name}` is missing on this bot; tell a host.")
                     raise UserFacingError(
                         f"The image job #{request.parent_job_id} used as `{name}` is no longer stored here. "
                         "Start a new job and attach it again."
@@ -347,6 +350,25 @@ class JobService:
             options.pop("prompt", None)  # the new text brings its own prompt
         return await self._submit_derived(request, parent, spec, options, seed=None)
 
+    async def run_recipe(self, spec: JobSpec, source_job_id: int | None, request: JobRequest) -> Receipt:
+        """Queues a recipe read from a PNG, with its seed. The paths a recipe names are never used: its input
+        images come from the job that made it, when this person may see that job."""
+        options = _config_options(spec)
+        needed = list(spec.image_paths())
+        if not needed:
+            return await self.submit(dataclasses.replace(request, technique=spec.technique, options=options,
+                                                         seed=spec.seed))
+        if source_job_id is None:
+            raise _attach_again(spec.technique, needed)
+        try:
+            parent, parent_spec = await self._parent(source_job_id, request)
+        except UserFacingError:
+            raise _attach_again(spec.technique, needed) from None
+        if parent_spec.technique != spec.technique:
+            raise _attach_again(spec.technique, needed)
+        return await self._submit_derived(request, parent, parent_spec, options | parent_spec.image_paths(),
+                                          seed=spec.seed)
+
     async def _parent(self, job_id: int, request: JobRequest) -> tuple[Job, JobSpec]:
         """The job a button derives from, if the person pressing it may see it."""
         parent = await self.visible_job(job_id, request.user_id, request.guild_id)
@@ -370,6 +392,12 @@ class JobQueuedAnyway(UserFacingError):
             f"again: see it with `/job id:{job_id}` or /queue."
         )
         self.job_id = job_id
+
+
+def _attach_again(technique: str, fields: list[str]) -> UserFacingError:
+    names = ", ".join(f"`{name}`" for name in fields)
+    return UserFacingError(f"This recipe reads images ({names}) that are not yours to reuse here. Run "
+                           f"/{technique} with the recipe's settings and attach them again.")
 
 
 def _nothing_to_cancel(job: Job) -> UserFacingError:

@@ -47,3 +47,17 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
     while len(embed) > EMBED_TOTAL and embed.fields:
         embed.remove_field(len(embed.fields) - 1)
     return embed
+
+
+def chunks(text: str, limit: int = CONTENT) -> list[str]:
+    """`text` in pieces of at most `limit` characters, split between paragraphs, else lines, else words."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), 0) or max(window.rfind("\n"), 0) or max(window.rfind(" "), 0) or limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces

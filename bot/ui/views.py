@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.errors import UserFacingError
+from bot.jobs.recipes import Recipe, RecipeError, read_recipe
 from bot.jobs.service import CONTINUE_FROM_FIELD, JobQueuedAnyway, JobRequest, Receipt
 from bot.ui.checks import host_guild, is_host
 from bot.ui.embeds import parameters_text, place_text
@@ -29,8 +31,14 @@ def job_channel_id(interaction: discord.Interaction) -> int:
 async def request_from(interaction: discord.Interaction[Easel], technique: str = "", **fields: Any) -> JobRequest:
     """A request by the person behind this interaction (`fields`: options, text, images, seed).
 
-    Buttons leave `technique` empty: the job they derive from supplies it.
+    Buttons leave `technique` empty: the job they derive from supplies it. A job asked for in an open
+    lesson's thread takes the lesson's preset for its technique as defaults, below what the person gave.
     """
+    channel = interaction.channel
+    if technique and isinstance(channel, discord.Thread):
+        defaults = await interaction.client.course.defaults_for_thread(channel.id, technique)
+        given = {name: value for name, value in fields.pop("options", {}).items() if value is not None}
+        fields["options"] = defaults | given
     return JobRequest(
         technique=technique,
         user_id=interaction.user.id,
@@ -183,6 +191,53 @@ class ParametersButton(JobButton, template=r"easel:params:(?P<job_id>[0-9]+)"):
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
         job = await interaction.client.jobs.visible_job(self.job_id, interaction.user.id, interaction.guild_id)
         await interaction.response.send_message(parameters_text(job), ephemeral=True)
+
+
+class RunRecipeButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:recipe:run"):
+    """Runs the recipe of the PNG attached to the message it is on; the PNG is read again when pressed,
+    so the button needs no state and works after a restart."""
+
+    def __init__(self) -> None:
+        super().__init__(discord.ui.Button(label="Run it again", style=discord.ButtonStyle.primary, emoji="🔁",
+                                           custom_id="easel:recipe:run"))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: Any) -> RunRecipeButton:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction[Easel]) -> None:
+        from bot.client import answer_failure
+
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            message = interaction.message
+            attachment = message.attachments[0] if message is not None and message.attachments else None
+            if attachment is None:
+                raise UserFacingError("The recipe's PNG is no longer on this message; use /recipe again.")
+            recipe = await read_recipe_attachment(attachment, interaction.client.settings.max_upload_bytes)
+            receipt = await interaction.client.jobs.run_recipe(recipe.spec, recipe.job_id,
+                                                               await request_from(interaction))
+            await answer_with_receipt(interaction, receipt)
+        except Exception as error:
+            await answer_failure(interaction, error)
+
+
+async def read_recipe_attachment(attachment: discord.Attachment, max_bytes: int) -> Recipe:
+    """The recipe in an attached PNG, checked by size before it is downloaded."""
+    if attachment.size > max_bytes:
+        raise UserFacingError(f"That file is {attachment.size / 1048576:.1f} MB; an Easel PNG is far smaller. "
+                              "Attach the PNG Easel posted.")
+    try:
+        return read_recipe(await attachment.read(), max_bytes=max_bytes)
+    except RecipeError as error:
+        raise UserFacingError(fit(str(error))) from None
+
+
+def recipe_view() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RunRecipeButton())
+    return view
 
 
 BUTTONS: dict[str, type[JobButton]] = {

@@ -2,6 +2,11 @@
 
     python -m tests.discord_fake.demo "a lighthouse in a storm | fog:0.5" --steps 60
     python -m tests.discord_fake.demo --technique cppn --flags "--size 256 --steps 40"
+    python -m tests.discord_fake.demo --lesson 6
+
+With --lesson N it runs a whole lesson of the shipped course instead: a host opens it, a student
+presses Try it on its first exercise, submits the result and is reviewed, sees their progress and
+the class gallery, and a classmate re-runs the result from its PNG with /recipe.
 
 It starts the fake Discord and Easel against it (tiny random CLIP unless CLIP_MODEL and
 CLIP_PRETRAINED say otherwise), sends the slash command as a student, prints what appears in the
@@ -19,7 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.discord_fake import FakeDiscord, FakeMessage
+import discord
+
+from tests.discord_fake import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
 from tests.e2e.conftest import RunningBot, bot_settings
 
 
@@ -43,6 +50,9 @@ async def demo(args: argparse.Namespace) -> int:
         running = RunningBot(bot_settings(fake, Path(data_dir), **overrides))
         try:
             await running.start()
+            if args.lesson is not None:
+                await run_lesson(fake, args.lesson, args.out)
+                return 0
             student = fake.add_member("student")
             if args.technique == "imagine":
                 options = {"prompt": f"{args.prompt} {args.flags}".strip(), "steps": args.steps}
@@ -52,17 +62,68 @@ async def demo(args: argparse.Namespace) -> int:
             interaction = await fake.send_command(student, args.technique, options)
             await fake.wait_until(lambda: interaction.original is not None and interaction.original.content, 30)
             print(f"[only you can see this] {interaction.original.content}")
-            await watch_thread(fake, running, args.out)
+            await fake.wait_until(lambda: fake.threads, 30)
+            await watch_thread(fake, next(iter(fake.threads)), args.out)
         finally:
             await running.stop()
             await fake.stop()
     return 0
 
 
-async def watch_thread(fake: FakeDiscord, running: RunningBot, out: Path) -> None:
+async def answer_of(fake: FakeDiscord, interaction: FakeInteraction) -> FakeMessage:
+    """The bot's answer to an interaction: its first followup, else its (edited) original response."""
+    await fake.wait_until(lambda: interaction.followups or (interaction.original is not None
+                                                            and (interaction.original.content
+                                                                 or interaction.original.embeds)), 60)
+    return interaction.followups[0] if interaction.followups else interaction.original  # type: ignore[return-value]
+
+
+async def act(fake: FakeDiscord, who: FakeUser, what: str, interaction: FakeInteraction) -> FakeMessage:
+    reply = await answer_of(fake, interaction)
+    print(f"\n> {who.name}: {what}")
+    print(f"{'[only you can see this] ' if reply.ephemeral else ''}{describe(reply)}")
+    return reply
+
+
+async def run_lesson(fake: FakeDiscord, number: int, out: Path) -> None:
+    """A whole lesson as a new user would live it, printed as a transcript."""
+    host = fake.add_member("host", permissions=discord.Permissions(manage_guild=True).value)
+    student, classmate = fake.add_member("student"), fake.add_member("classmate")
+    await act(fake, host, f"/lesson start {number}",
+              await fake.send_command(host, "lesson", {"number": number}, subcommand=["start"]))
+    announcement = fake.messages(fake.channel_id)[-1]
+    print(f"[#workshop] {describe(announcement)}")
+    lesson_thread = next(iter(fake.threads))
+    for message in fake.messages(lesson_thread):
+        print(f"[lesson thread] {message.content}")
+    try_first = next(custom_id for custom_id in announcement.custom_ids() if custom_id.startswith("easel:try:"))
+    receipt = await act(fake, student, "presses Try it", await fake.press_button(student, announcement, try_first))
+    job_id = int(receipt.content.split("Queued job #")[1].split(".")[0])
+    await fake.wait_until(lambda: len(fake.threads) > 1, 30)
+    final = await watch_thread(fake, list(fake.threads)[-1], out)
+    exercise = try_first.removeprefix("easel:try:")
+    await act(fake, student, f"/submit exercise:{exercise} job:{job_id} note:my first try",
+              await fake.send_command(student, "submit", {"exercise": exercise, "job": job_id, "note": "my first try"}))
+    listing = await act(fake, host, "/review queue", await fake.send_command(host, "review", subcommand=["queue"]))
+    approve = next(custom_id for custom_id in listing.custom_ids() if custom_id.startswith("easel:approve:"))
+    await act(fake, host, "presses Approve", await fake.press_button(host, listing, approve))
+    print(f"[DM to student] {fake.messages(fake.dm_channel(student))[-1].content}")
+    await act(fake, student, "/progress member", await fake.send_command(student, "progress", subcommand=["member"]))
+    gallery = await act(fake, classmate, f"/gallery lesson:{number}",
+                        await fake.send_command(classmate, "gallery", {"lesson": number}))
+    save_attachments(gallery, out)
+    png = final.attachments[0]
+    recipe = await act(fake, classmate, "/recipe with the student's PNG",
+                       await fake.send_command(classmate, "recipe",
+                                               attachments={"image": (png.filename, png.data, "image/png")}))
+    await act(fake, classmate, "presses Run it again", await fake.press_button(classmate, recipe, "easel:recipe:run"))
+    await fake.wait_until(lambda: len(fake.threads) > 2, 30)
+    await watch_thread(fake, list(fake.threads)[-1], out / "classmate")
+
+
+async def watch_thread(fake: FakeDiscord, thread_id: int, out: Path) -> FakeMessage:
     """Prints each new message and each status edit until the result is posted, then saves its files."""
-    await fake.wait_until(lambda: fake.threads, 30)
-    thread = next(iter(fake.threads.values()))
+    thread = fake.threads[thread_id]
     print(f"[thread] {thread.name}")
     seen: dict[int, int] = {}
     while True:
@@ -72,7 +133,7 @@ async def watch_thread(fake: FakeDiscord, running: RunningBot, out: Path) -> Non
                 print(f"  {'(edited) ' if message.edits else ''}{describe(message)}")
                 if any("easel:reroll" in custom_id for custom_id in message.custom_ids()):
                     save_attachments(message, out)
-                    return
+                    return message
         await asyncio.sleep(0.2)
 
 
@@ -90,6 +151,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--flags", default="--size 128 --cutn 8", help="inline flags added to the command")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--lesson", type=int, help="run this lesson of the shipped course, start to finish")
     return asyncio.run(demo(parser.parse_args()))
 
 
