@@ -75,7 +75,8 @@ REMOVED: tuple[Removal, ...] = (
     # Every status but running (StillRunning refuses that): the worker never loses a job under its feet.
     Removal("jobs", ("job", "jobs"), Job, Job.user_id,
             where=lambda user: and_(Job.user_id == user, Job.status != JobStatus.RUNNING),
-            returning=(Job.id, Job.spec)),
+            returning=(Job.id, Job.spec, Job.channel_id, Job.thread_id, Job.status_message_id, Job.final_message_id,
+                       Job.failure_notice_message_id)),
     Removal("moderation_events", ("moderation record", "moderation records"), ModerationEvent,
             ModerationEvent.user_id),
     Removal("members", ("server membership", "server memberships"), Member, Member.user_id),
@@ -115,6 +116,7 @@ class ForgetReport:
     files: int  # files removed from the data folder (images, uploads, each file of a result folder)
     bytes_freed: int
     # (channel_id, message_id) of the bot's posts of their submissions, for the caller to delete on Discord.
+    # (channel_id, message_id) of the bot's posts of their submissions and jobs, for the caller to delete.
     posted_messages: list[tuple[int, int]] = field(default_factory=list)
     anonymised: int = 0  # rows others keep that no longer name them
 
@@ -166,10 +168,21 @@ async def forget_person(sessions: async_sessionmaker[AsyncSession], data_dir: Pa
     report = ForgetReport(
         **counts, files=files, bytes_freed=bytes_freed, anonymised=anonymised,
         posted_messages=[(row.posted_channel_id, row.posted_message_id) for row in submissions
-                         if row.posted_channel_id is not None and row.posted_message_id is not None],
+                         if row.posted_channel_id is not None and row.posted_message_id is not None]
+        + [post for row in deleted["jobs"] for post in _job_posts(row)],
     )
     log.info("forgot a person at their request: %s", report.summary())  # their id stays out of the log
     return report
+
+
+def _job_posts(job: Row[Any]) -> list[tuple[int, int]]:
+    """The bot's messages showing a job: the thread's starter in the channel (a thread made from a message
+    has that message's id), the status, the result and the failure notice in the thread."""
+    where = job.thread_id or job.channel_id
+    posts = [(job.channel_id, job.thread_id)] if job.thread_id not in (None, job.channel_id) else []
+    posts += [(where, message_id) for message_id in (job.status_message_id, job.final_message_id,
+                                                      job.failure_notice_message_id) if message_id is not None]
+    return posts
 
 
 async def _delete(session: AsyncSession, removal: Removal, user_id: int) -> Sequence[Row[Any]]:

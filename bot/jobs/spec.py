@@ -109,7 +109,12 @@ class JobSpec:
         the same kind of device; `job_id` is the job's number in the bot; `image_size` is the
         result's (width, height). `from_dict` reads the JSON back and ignores `device` and `job`.
         """
-        job = self.to_dict() | ({"device": device} if device else {}) | ({"job": job_id} if job_id is not None else {})
+        job = self.to_dict() | ({"device": device} if device else {})
+        if job_id is not None:
+            # A bot job's input images by name only: where the server keeps files is nobody's business, and
+            # running the recipe again takes the images from the job itself.
+            job["job"] = job_id
+            job["config"] = job["config"] | {name: file_name(path) for name, path in self.image_paths().items()}
         metadata = {
             "easel": json.dumps(job, ensure_ascii=False, sort_keys=True),
             "parameters": self.parameters_text(device=device, image_size=image_size),

@@ -359,9 +359,12 @@ async def test_forget_me_leaves_nothing_of_the_person(fake, easel):
     for custom_id in listing.custom_ids():
         if custom_id.startswith("easel:approve:"):
             await answer(fake, await fake.press_button(host, listing, custom_id))
-    ada_posts = [m for m in fake.messages(fake.channel_id) + [m for t in fake.threads for m in fake.messages(t)]
-                 if f"<@{ada.id}> submitted" in m.content]
-    assert ada_posts
+    def posts_naming(person) -> list[FakeMessage]:
+        everywhere = fake.messages(fake.channel_id) + [m for thread in fake.threads for m in fake.messages(thread)]
+        return [message for message in everywhere if f"<@{person.id}>" in message.content]
+
+    ada_posts, bo_posts = posts_naming(ada), posts_naming(bo)
+    assert any("submitted" in m.content for m in ada_posts) and any("job is done" in m.content for m in ada_posts)
 
     asked = await fake.send_command(ada, "forget-me")
     confirm = await fake.wait_for_response(asked)
@@ -380,7 +383,8 @@ async def test_forget_me_leaves_nothing_of_the_person(fake, easel):
     assert result_folders == {f"job-{job.id}" for job in bo_jobs}
     submission_files = {path.name for path in (easel.settings.data_dir / "submissions").iterdir()}
     assert submission_files == {f"{s.id}.webp" for s in await rows(bot, Submission)}
-    assert all(message.deleted for message in ada_posts)
+    assert all(message.deleted for message in ada_posts) and not posts_naming(ada)
+    assert not any(message.deleted for message in bo_posts)
     assert len(await rows(bot, Submission)) == 2  # Bo's
 
 

@@ -133,7 +133,9 @@ def test_read_recipe_from_a_real_result(worker_result):
 def test_image_fields_are_kept_but_named_only_by_file_name(tmp_path):
     spec = spec_of("style", "--content /srv/easel/data/uploads/ab12.png --style /srv/easel/data/uploads/cd34.jpg")
     recipe = read_recipe(png_with(tmp_path, spec.png_metadata(job_id=5)), max_bytes=MAX)
-    assert recipe.spec == spec  # the recorded paths, as they were
+    assert (recipe.spec.config.content, recipe.spec.config.style) == ("ab12.png", "cd34.jpg")  # a bot job: names only
+    local = read_recipe(png_with(tmp_path, spec.png_metadata()), max_bytes=MAX)
+    assert local.spec == spec  # a local render keeps the paths, so render --from finds the files
     text = recipe_text(recipe)
     assert "/srv" not in text and "ab12.png" in text and "cd34.jpg" in text and "attach again" in text
     assert "job #5" in text
