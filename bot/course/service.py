@@ -291,10 +291,12 @@ class CourseService:
         if job is None or job.user_id != user_id:
             raise UserFacingError(f"Job #{job_id} is not one of yours. /queue lists your jobs; submit one of them, "
                                   "or attach an image.")
-        if job.status != JobStatus.DONE or not job.result_path:
+        if job.status != JobStatus.DONE:
             raise UserFacingError(f"Job #{job_id} has not finished ({job.status}). Submit it once it is done.")
         await self._moderate(guild_id, user_id, JobSpec.from_dict(job.spec).texts())
         try:
+            if job.result_path is None:
+                raise ImageRejected("pruned")
             picture = await asyncio.to_thread(load_image_file, job.result_path)
         except ImageRejected:
             raise UserFacingError(f"Job #{job_id}'s image is no longer stored here; run it again, "

@@ -70,6 +70,9 @@ async def test_sync_is_idempotent_follows_edits_and_hides_removed_lessons(course
     assert [(v.lesson.title, [e.title for e in v.exercises]) for v in views] == [("Patterns, renamed", ["First light"])]
     with pytest.raises(UserFacingError, match="no lesson 2"):
         await course.lesson(2)
+    with pytest.raises(UserFacingError, match="no exercise"):  # a hidden exercise takes no new work
+        await course.submit(guild_id=GUILD, user_id=ADA, display_name="Ada", exercise_id="second", image=png(),
+                            job_id=None, note=None)
     async with sessions() as session:
         assert len(list(await session.scalars(select(Submission)))) == 1  # kept with its hidden lesson
         hidden = {e.id for e in await session.scalars(select(Exercise).where(Exercise.hidden))}
@@ -110,9 +113,15 @@ async def test_reviews_change_state_once_and_only_in_their_guild(course, session
     assert newer.submission.status == SubmissionStatus.SUBMITTED
     with pytest.raises(UserFacingError, match="replaced by a newer one"):
         await course.review(submission_id, GUILD, HOST, SubmissionStatus.APPROVED)
+    await course.submit(guild_id=GUILD, user_id=ADA, display_name="Ada", exercise_id="first", image=png(),
+                        job_id=None, note=None)
+    with pytest.raises(UserFacingError, match="replaced by a newer one"):  # never reviewed, but not the latest
+        await course.review(newer.submission.id, GUILD, HOST, SubmissionStatus.APPROVED)
     async with sessions() as session:
         reviews = list(await session.scalars(select(Review)))
         stored = await session.get(Submission, submission_id)
+        never_reviewed = await session.get(Submission, newer.submission.id)
+    assert never_reviewed.status == SubmissionStatus.SUBMITTED
     assert [r.decision for r in reviews] == [SubmissionStatus.REVISE] and stored.status == SubmissionStatus.REVISE
 
     async with sessions() as session:  # the database refuses a review that decides nothing

@@ -5,6 +5,7 @@ The real bot runs against the fake Discord with a tiny course (fast CPPN presets
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -441,9 +442,9 @@ async def test_try_it_goes_through_the_queue_caps_and_a_student_cannot_fake_a_re
     ada = fake.add_member("ada")
     shown = await answer(fake, await fake.send_command(ada, "lesson", {"number": 1}, subcommand=["show"]))
     await set_queue(fake, host, "pause")
-    answers = []
-    for _ in range(4):  # FAST allows three waiting jobs per person
-        answers.append((await answer(fake, await fake.press_button(ada, shown, "easel:try:first-pattern"))).content)
+    # FAST allows three waiting jobs per person, also when four presses arrive at once.
+    presses = await asyncio.gather(*(fake.press_button(ada, shown, "easel:try:first-pattern") for _ in range(4)))
+    answers = sorted([(await answer(fake, pressed)).content for pressed in presses], key=lambda text: "jobs" in text)
     assert [text.startswith("Queued job #") for text in answers] == [True, True, True, False]
     assert "jobs waiting" in answers[-1]
     assert len(await rows(bot, Job, Job.user_id == ada.id)) == 3
@@ -517,6 +518,14 @@ async def test_a_recipe_round_trips_from_a_posted_png(fake, easel):
     recipe_png = io.BytesIO()
     save_png(Image.new("RGB", (8, 8)), recipe_png, JobSpec.from_dict(fitted.spec).png_metadata(job_id=fitted.id))
     shown = await fake.send_command(bo, "recipe", attachments={"image": ("r.png", recipe_png.getvalue(), "image/png")})
+    pressed = await fake.press_button(bo, await answer(fake, shown), "easel:recipe:run")
+    assert "attach them again" in (await answer(fake, pressed)).content
+
+    # A recipe cannot borrow the images of a visible job made with another technique.
+    forged = io.BytesIO()
+    style = JobSpec.from_dict({"technique": "style", "seed": 1, "config": {"content": "a.png", "style": "b.png"}})
+    save_png(Image.new("RGB", (8, 8)), forged, style.png_metadata(job_id=original.id))
+    shown = await fake.send_command(bo, "recipe", attachments={"image": ("f.png", forged.getvalue(), "image/png")})
     pressed = await fake.press_button(bo, await answer(fake, shown), "easel:recipe:run")
     assert "attach them again" in (await answer(fake, pressed)).content
 
