@@ -19,7 +19,7 @@ from bot.jobs.parser import Limits
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.course.files import LessonFile
+    from bot.course.files import LessonFile, Problem
     from bot.course.sync import SyncReport
 
 DEFAULT_COURSE_DIR = Path("course")
@@ -70,15 +70,21 @@ def load_settings_or_report() -> Settings | None:
         return None
 
 
-def command_sync(args: argparse.Namespace) -> int:
-    settings = load_settings_or_report()
-    if settings is None:
-        return 2
-    from bot.course.files import load_course
+def load_and_report(args: argparse.Namespace, settings: Settings) -> tuple[list[LessonFile], list[Problem]]:
+    """The course's valid lessons and its problems, each problem printed as path:line: message."""
+    from bot.course.files import load_course  # imports torch (through the techniques): only when needed
 
     lessons, problems = load_course(course_dir(args, settings), limits=course_limits(settings))
     for problem in problems:
         print(problem)
+    return lessons, problems
+
+
+def command_sync(args: argparse.Namespace) -> int:
+    settings = load_settings_or_report()
+    if settings is None:
+        return 2
+    lessons, problems = load_and_report(args, settings)
     if problems:
         print(f"{len(problems)} problems: nothing was loaded. Fix them and run `python -m bot course sync` again.")
         return 1
@@ -103,11 +109,7 @@ def command_check(args: argparse.Namespace) -> int:
     settings = load_settings_or_report()
     if settings is None:
         return 2
-    from bot.course.files import load_course  # imports torch (through the techniques): only when needed
-
-    lessons, problems = load_course(course_dir(args, settings), limits=course_limits(settings))
-    for problem in problems:
-        print(problem)
+    lessons, problems = load_and_report(args, settings)
     exercises = sum(len(lesson.exercises) for lesson in lessons)
     print(f"{len(lessons)} lessons, {exercises} exercises, {len(problems)} problems")
     return 1 if problems else 0

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.errors import UserFacingError
-from bot.retention import IDS_PER_QUERY, human_size
+from bot.retention import IDS_PER_QUERY, human_size, strings_in
 from models import BlockedTerm, Job, JobStatus, LessonRun, Member, ModerationEvent, Review, Submission
 from models.base import Base
 
@@ -156,7 +156,7 @@ async def forget_person(sessions: async_sessionmaker[AsyncSession], data_dir: Pa
             anonymised += await _anonymise(session, item, user_id)
         removed_jobs = [row.id for row in deleted["jobs"]]
         await _unlink_children(session, removed_jobs)
-        upload_paths = [value for row in deleted["jobs"] for value in _strings(row.spec)]
+        upload_paths = [value for row in deleted["jobs"] for value in strings_in(row.spec)]
         still_read = await _names_remaining_jobs_read(session) if upload_paths else set()
 
     submissions = deleted["submissions"]
@@ -219,18 +219,9 @@ async def _names_remaining_jobs_read(session: AsyncSession) -> set[str]:
     """The file names that any remaining job's spec mentions: a superset of the uploads still needed (as
     in bot.retention, every string counts, so no field can be missed and no technique registry is needed)."""
     specs = (await session.scalars(select(Job.spec))).all()
-    return {Path(value).name for spec in specs for value in _strings(spec)}
+    return {Path(value).name for spec in specs for value in strings_in(spec)}
 
 
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def _column(attribute: InstrumentedAttribute[Any]) -> Any:

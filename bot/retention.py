@@ -105,21 +105,22 @@ async def _names_live_jobs_read(sessions: async_sessionmaker[AsyncSession], cuto
         specs = (await session.scalars(select(Job.spec).where(live))).all()
     names: set[str] = set()
     for spec in specs:
-        for value in _strings(spec):
+        for value in strings_in(spec):
             path = Path(value)
             names.update((path.name, path.parent.name))
     return names
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string in a JSON value (a job's spec), however deep."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 async def _forget_results(sessions: async_sessionmaker[AsyncSession], job_ids: list[int],

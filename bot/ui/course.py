@@ -16,7 +16,7 @@ from bot.course.service import NOT_STARTED, LessonProgress, LessonView, ReviewOu
 from bot.jobs.spec import JobSpec
 from bot.ui.checks import is_host
 from bot.ui.fit import fit, fit_embed
-from bot.ui.views import answer_with_receipt, request_from
+from bot.ui.views import AnsweringButton, answer_with_receipt, request_from
 from models import SubmissionStatus
 
 if TYPE_CHECKING:
@@ -159,19 +159,9 @@ async def _mention_in_thread(bot: Easel, view: SubmissionView, text: str) -> str
     return "thread"
 
 
-class CourseButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:course:(?P<key>[a-z0-9-]+)"):
-    """The base of the course's buttons: answers every failure the same way as commands do."""
-
-    async def callback(self, interaction: discord.Interaction[Easel]) -> None:
-        from bot.client import answer_failure  # the bot module imports this one
-
-        try:
-            await self.act(interaction)
-        except Exception as error:
-            await answer_failure(interaction, error)
-
-    async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        raise NotImplementedError
+class CourseButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
+                   template=r"easel:course:(?P<key>[a-z0-9-]+)"):
+    """The base of the course's buttons."""
 
 
 class TryButton(CourseButton, template=r"easel:try:(?P<exercise_id>[a-z0-9-]{1,40})"):

@@ -81,7 +81,23 @@ async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: 
         raise JobQueuedAnyway(job.id) from error
 
 
-class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:(?P<action>[a-z]+):(?P<job_id>[0-9]+)"):
+class AnsweringButton:
+    """A button whose every failure is answered as a command's is (mixed into DynamicItem subclasses)."""
+
+    async def callback(self, interaction: discord.Interaction[Easel]) -> None:
+        from bot.client import answer_failure  # the bot module imports this one
+
+        try:
+            await self.act(interaction)
+        except Exception as error:
+            await answer_failure(interaction, error)
+
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        raise NotImplementedError
+
+
+class JobButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
+                template=r"easel:(?P<action>[a-z]+):(?P<job_id>[0-9]+)"):
     """A button under a job, `easel:<action>:<job id>`; each subclass handles one action with its own template."""
 
     action = ""
@@ -99,17 +115,6 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:(?P<
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
                              match: Any) -> JobButton:
         return cls(int(match["job_id"]))
-
-    async def callback(self, interaction: discord.Interaction[Easel]) -> None:
-        from bot.client import answer_failure  # the bot module imports this one
-
-        try:
-            await self.act(interaction)
-        except Exception as error:
-            await answer_failure(interaction, error)
-
-    async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        raise NotImplementedError
 
 
 class CancelButton(JobButton, template=r"easel:cancel:(?P<job_id>[0-9]+)"):
@@ -193,7 +198,7 @@ class ParametersButton(JobButton, template=r"easel:params:(?P<job_id>[0-9]+)"):
         await interaction.response.send_message(parameters_text(job), ephemeral=True)
 
 
-class RunRecipeButton(discord.ui.DynamicItem[discord.ui.Button], template=r"easel:recipe:run"):
+class RunRecipeButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button], template=r"easel:recipe:run"):
     """Runs the recipe of the PNG attached to the message it is on; the PNG is read again when pressed,
     so the button needs no state and works after a restart."""
 
@@ -206,21 +211,15 @@ class RunRecipeButton(discord.ui.DynamicItem[discord.ui.Button], template=r"ease
                              match: Any) -> RunRecipeButton:
         return cls()
 
-    async def callback(self, interaction: discord.Interaction[Easel]) -> None:
-        from bot.client import answer_failure
-
-        try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            message = interaction.message
-            attachment = message.attachments[0] if message is not None and message.attachments else None
-            if attachment is None:
-                raise UserFacingError("The recipe's PNG is no longer on this message; use /recipe again.")
-            recipe = await read_recipe_attachment(attachment, interaction.client.settings.max_upload_bytes)
-            receipt = await interaction.client.jobs.run_recipe(recipe.spec, recipe.job_id,
-                                                               await request_from(interaction))
-            await answer_with_receipt(interaction, receipt)
-        except Exception as error:
-            await answer_failure(interaction, error)
+    async def act(self, interaction: discord.Interaction[Easel]) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        message = interaction.message
+        attachment = message.attachments[0] if message is not None and message.attachments else None
+        if attachment is None:
+            raise UserFacingError("The recipe's PNG is no longer on this message; use /recipe again.")
+        recipe = await read_recipe_attachment(attachment, interaction.client.settings.max_upload_bytes)
+        receipt = await interaction.client.jobs.run_recipe(recipe.spec, recipe.job_id, await request_from(interaction))
+        await answer_with_receipt(interaction, receipt)
 
 
 async def read_recipe_attachment(attachment: discord.Attachment, max_bytes: int) -> Recipe:

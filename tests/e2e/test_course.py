@@ -532,3 +532,15 @@ async def test_a_recipe_round_trips_from_a_posted_png(fake, easel):
     not_easel = await answer(fake, await fake.send_command(bo, "recipe", attachments={"image": ("x.png", png(),
                                                                                                  "image/png")}))
     assert not_easel.ephemeral and "no Easel recipe" in not_easel.content
+
+
+async def test_recipe_shows_no_prompt_this_server_blocks(fake, easel):
+    bot = await easel.start()
+    await bot.moderation.add_term(fake.guild_id, "word", "forbidden", added_by=fake.owner.id)
+    blocked = io.BytesIO()
+    spec = JobSpec.from_dict({"technique": "imagine", "seed": 1, "config": {"prompt": "a forbidden tower"}})
+    save_png(Image.new("RGB", (8, 8)), blocked, spec.png_metadata(job_id=1))
+    reader = fake.add_member("reader")
+    shown = await fake.send_command(reader, "recipe", attachments={"image": ("b.png", blocked.getvalue(), "image/png")})
+    reply = await answer(fake, shown)
+    assert "not allowed on this server" in reply.content and not reply.attachments
