@@ -357,7 +357,7 @@ class CourseService:
         view = await self.submission(submission_id, guild_id)
         removed = view.submission
         async with self.sessions.begin() as session:
-            await session.execute(Review.__table__.delete().where(Review.submission_id == removed.id))
+            # Its reviews go with it: the foreign key cascades.
             await session.execute(Submission.__table__.delete().where(Submission.id == removed.id))
             if removed.latest:
                 previous = await session.scalar(select(Submission).where(

@@ -136,9 +136,12 @@ async def test_removing_the_latest_submission_makes_the_one_before_count(course,
                                 image=png((1, 1, 1)), job_id=None, note=None)
     newer = await course.submit(guild_id=GUILD, user_id=ADA, display_name="Ada", exercise_id="first",
                                 image=png((2, 2, 2)), job_id=None, note=None)
+    await course.review(newer.submission.id, GUILD, HOST, SubmissionStatus.REVISE, "again")
     with pytest.raises(UserFacingError):
         await course.remove_submission(newer.submission.id, OTHER_GUILD)  # host powers stop at their guild
     await course.remove_submission(newer.submission.id, GUILD)
+    async with sessions() as session:  # every table that could hold it: its reviews went with it
+        assert list(await session.scalars(select(Review))) == []
     stored = {path.name for path in (tmp_path / "submissions").iterdir()}
     assert stored == {f"{older.submission.id}.webp"}
     async with sessions() as session:
