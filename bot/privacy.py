@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.errors import UserFacingError
-from bot.retention import IDS_PER_QUERY, human_size, strings_in
+from bot.retention import IDS_PER_QUERY, human_size, remove_tree, strings_in
 from models import BlockedTerm, Job, JobStatus, LessonRun, Member, ModerationEvent, Review, Submission
 from models.base import Base
 
@@ -115,7 +114,6 @@ class ForgetReport:
     members: int
     files: int  # files removed from the data folder (images, uploads, each file of a result folder)
     bytes_freed: int
-    # (channel_id, message_id) of the bot's posts of their submissions, for the caller to delete on Discord.
     # (channel_id, message_id) of the bot's posts of their submissions and jobs, for the caller to delete.
     posted_messages: list[tuple[int, int]] = field(default_factory=list)
     anonymised: int = 0  # rows others keep that no longer name them
@@ -204,9 +202,8 @@ async def _anonymise(session: AsyncSession, item: Anonymisation, user_id: int) -
 
 
 async def _unlink_children(session: AsyncSession, job_ids: list[int]) -> None:
-    """Others' re-rolls and remixes of the removed jobs no longer point at them: SQLite may give a removed
-    job's id to a new job, which would then pass for their parent. (A submission's job_id is set to NULL by
-    its foreign key.)"""
+    """Others' re-rolls and remixes of the removed jobs no longer point at them: `parent_job_id` has no
+    foreign key. (A submission's job_id is set to NULL by its own.)"""
     for start in range(0, len(job_ids), IDS_PER_QUERY):
         chunk = job_ids[start:start + IDS_PER_QUERY]
         await session.execute(
@@ -220,8 +217,6 @@ async def _names_remaining_jobs_read(session: AsyncSession) -> set[str]:
     in bot.retention, every string counts, so no field can be missed and no technique registry is needed)."""
     specs = (await session.scalars(select(Job.spec))).all()
     return {Path(value).name for spec in specs for value in strings_in(spec)}
-
-
 
 
 def _column(attribute: InstrumentedAttribute[Any]) -> Any:
@@ -304,22 +299,9 @@ def _remove_file(path: Path) -> tuple[int, int]:
 
 def _remove_folder(folder: Path) -> tuple[int, int]:
     """Removes a real folder and what is in it (symlinks inside are unlinked, never followed)."""
-    try:
-        if not stat.S_ISDIR(folder.lstat().st_mode):
-            return 0, 0
-    except FileNotFoundError:
+    if not _is_real_folder(folder):
         return 0, 0
-    files = size = 0
-    for parent, folders, names in os.walk(folder):
-        for name in names + [name for name in folders if Path(parent, name).is_symlink()]:
-            try:
-                size += Path(parent, name).lstat().st_size
-            except FileNotFoundError:
-                continue
-            files += 1
-    try:
-        shutil.rmtree(folder)  # refuses a symlink, and unlinks (never follows) the symlinks inside
-    except OSError:
-        log.warning("could not remove the results in %s", folder, exc_info=True)
-        return 0, 0
-    return files, size
+    files = sum(len(names) + sum(Path(parent, name).is_symlink() for name in folders)
+                for parent, folders, names in os.walk(folder))
+    size = remove_tree(folder)
+    return (0, 0) if size is None else (files, size)

@@ -163,14 +163,24 @@ def _result_folders(results: Path) -> dict[int, Path]:
 def _remove_results(folders: Iterable[Path]) -> list[Removed]:
     removed = []
     for folder in folders:
-        size = tree_size(folder)
-        try:
-            shutil.rmtree(folder)  # refuses a symlink, and unlinks (never follows) the symlinks inside
-        except OSError:
-            log.warning("could not remove the old results in %s", folder, exc_info=True)
-            continue
-        removed.append(Removed("result", folder, size))
+        size = remove_tree(folder)
+        if size is not None:
+            removed.append(Removed("result", folder, size))
     return removed
+
+
+def remove_tree(folder: Path) -> int | None:
+    """Removes a folder and what is in it; the bytes freed, or None when it could not (logged).
+
+    shutil.rmtree refuses a symlinked folder, and unlinks (never follows) the symlinks inside.
+    """
+    size = tree_size(folder)
+    try:
+        shutil.rmtree(folder)
+    except OSError:
+        log.warning("could not remove %s", folder, exc_info=True)
+        return None
+    return size
 
 
 def _remove_uploads(uploads: Path, referenced: set[str], older_than: float) -> list[Removed]:
