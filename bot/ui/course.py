@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.course.service import NOT_STARTED, LessonProgress, LessonView, ReviewOutcome, SubmissionView
+from bot.errors import UserFacingError
+from bot.jobs.publisher import ping_only
 from bot.jobs.spec import JobSpec
 from bot.ui.checks import is_host
 from bot.ui.fit import fit, fit_embed
@@ -144,8 +146,6 @@ async def tell_student(bot: Easel, outcome: ReviewOutcome) -> str | None:
 
 
 async def _mention_in_thread(bot: Easel, view: SubmissionView, text: str) -> str | None:
-    from bot.jobs.publisher import ping_only
-
     channel_id = view.lesson_thread_id or view.submission.posted_channel_id
     if channel_id is None:
         return None
@@ -159,12 +159,8 @@ async def _mention_in_thread(bot: Easel, view: SubmissionView, text: str) -> str
     return "thread"
 
 
-class CourseButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
-                   template=r"easel:course:(?P<key>[a-z0-9-]+)"):
-    """The base of the course's buttons."""
-
-
-class TryButton(CourseButton, template=r"easel:try:(?P<exercise_id>[a-z0-9-]{1,40})"):
+class TryButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
+                template=r"easel:try:(?P<exercise_id>[a-z0-9-]{1,40})"):
     """Queues an exercise's preset as the presser's own job."""
 
     def __init__(self, exercise_id: str, label: str = "Try it") -> None:
@@ -182,7 +178,8 @@ class TryButton(CourseButton, template=r"easel:try:(?P<exercise_id>[a-z0-9-]{1,4
         await answer_with_receipt(interaction, await interaction.client.course.try_exercise(self.exercise_id, request))
 
 
-class ReviewButton(CourseButton, template=r"easel:review:(?P<submission_id>[0-9]+)"):
+class ReviewButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
+                   template=r"easel:review:(?P<submission_id>[0-9]+)"):
     """A host's decision on a submission; anyone else is refused, privately."""
 
     action = ""
@@ -199,32 +196,38 @@ class ReviewButton(CourseButton, template=r"easel:review:(?P<submission_id>[0-9]
                              match: Any) -> ReviewButton:
         return cls(int(match["submission_id"]))
 
-    async def check_host(self, interaction: discord.Interaction[Easel]) -> int:
-        """The guild where the presser is a host; raises for anyone else."""
-        from bot.errors import UserFacingError
 
-        if interaction.guild_id is None or not await is_host(interaction):
-            raise UserFacingError("Only this server's hosts can review submissions.")
-        return interaction.guild_id
+
+async def reviewing_host_guild(interaction: discord.Interaction[Easel]) -> int:
+    """The guild where the person reviewing is a host; raises for anyone else. Checked on every button
+    press and modal submit: anyone who has a button's or a modal's custom_id can use it."""
+    if interaction.guild_id is None or not await is_host(interaction):
+        raise UserFacingError("Only this server's hosts can review submissions.")
+    return interaction.guild_id
+
+
+async def decide(interaction: discord.Interaction[Easel], submission_id: int, decision: SubmissionStatus,
+                 feedback: str | None = None) -> None:
+    """A host's review: recorded, the student told, and the host told how they were told."""
+    guild_id = await reviewing_host_guild(interaction)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    outcome = await interaction.client.course.review(submission_id, guild_id, interaction.user.id, decision, feedback)
+    told = await tell_student(interaction.client, outcome)
+    await interaction.followup.send(review_done_text(outcome, told), ephemeral=True)
 
 
 class ApproveButton(ReviewButton, template=r"easel:approve:(?P<submission_id>[0-9]+)"):
     action, label, style = "approve", "Approve", discord.ButtonStyle.success
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        guild_id = await self.check_host(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await interaction.client.course.review(self.submission_id, guild_id, interaction.user.id,
-                                                         SubmissionStatus.APPROVED)
-        told = await tell_student(interaction.client, outcome)
-        await interaction.followup.send(review_done_text(outcome, told), ephemeral=True)
+        await decide(interaction, self.submission_id, SubmissionStatus.APPROVED)
 
 
 class ReviseButton(ReviewButton, template=r"easel:revise:(?P<submission_id>[0-9]+)"):
     action, label, style = "revise", "Ask to revise", discord.ButtonStyle.secondary
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        await self.check_host(interaction)
+        await reviewing_host_guild(interaction)
         await interaction.response.send_modal(FeedbackModal(self.submission_id))
 
 
@@ -238,16 +241,7 @@ class FeedbackModal(discord.ui.Modal, title="Ask for a revision"):
         self.add_item(self.feedback)
 
     async def on_submit(self, interaction: discord.Interaction[Easel]) -> None:
-        from bot.errors import UserFacingError
-
-        if interaction.guild_id is None or not await is_host(interaction):
-            raise UserFacingError("Only this server's hosts can review submissions.")
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await interaction.client.course.review(self.submission_id, interaction.guild_id,
-                                                         interaction.user.id, SubmissionStatus.REVISE,
-                                                         self.feedback.value)
-        told = await tell_student(interaction.client, outcome)
-        await interaction.followup.send(review_done_text(outcome, told), ephemeral=True)
+        await decide(interaction, self.submission_id, SubmissionStatus.REVISE, self.feedback.value)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
         from bot.client import answer_failure
@@ -263,7 +257,8 @@ def review_done_text(outcome: ReviewOutcome, told: str | None) -> str:
     return f"{decision} submission #{outcome.submission.submission.id}. {tail}"
 
 
-class ForgetButton(CourseButton, template=r"easel:forget:(?P<user_id>[0-9]+)"):
+class ForgetButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
+                   template=r"easel:forget:(?P<user_id>[0-9]+)"):
     """The confirmation of /forget-me; only the person it was offered to may press it."""
 
     def __init__(self, user_id: int) -> None:
@@ -277,8 +272,6 @@ class ForgetButton(CourseButton, template=r"easel:forget:(?P<user_id>[0-9]+)"):
         return cls(int(match["user_id"]))
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        from bot.errors import UserFacingError
-
         if interaction.user.id != self.user_id:
             raise UserFacingError("This button deletes someone else's data; use /forget-me for your own.")
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -287,4 +280,5 @@ class ForgetButton(CourseButton, template=r"easel:forget:(?P<user_id>[0-9]+)"):
         await interaction.followup.send(fit(report.summary()), ephemeral=True)
 
 
-COURSE_BUTTONS: tuple[type[CourseButton], ...] = (TryButton, ApproveButton, ReviseButton, ForgetButton)
+COURSE_BUTTONS: tuple[type[discord.ui.DynamicItem[discord.ui.Button]], ...] = (
+    TryButton, ApproveButton, ReviseButton, ForgetButton)
