@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from bot.jobs.parser import Limits
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,11 +56,6 @@ def course_dir(args: argparse.Namespace, settings: Settings) -> Path:
     return args.dir if args.dir is not None else Path(getattr(settings, "course_dir", DEFAULT_COURSE_DIR))
 
 
-def course_limits(settings: Settings) -> Limits:
-    """The limits presets are held to: the bot's own, never clamped (a preset over them is an error)."""
-    return Limits(max_steps=settings.max_steps, max_size=settings.max_size, clamp=False)
-
-
 def load_settings_or_report() -> Settings | None:
     try:
         return Settings()
@@ -73,6 +67,7 @@ def load_settings_or_report() -> Settings | None:
 def load_and_report(args: argparse.Namespace, settings: Settings) -> tuple[list[LessonFile], list[Problem]]:
     """The course's valid lessons and its problems, each problem printed as path:line: message."""
     from bot.course.files import load_course  # imports torch (through the techniques): only when needed
+    from bot.course.sync import course_limits
 
     lessons, problems = load_course(course_dir(args, settings), limits=course_limits(settings))
     for problem in problems:

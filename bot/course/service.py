@@ -25,9 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.art.contact_sheet import Tile
 from bot.art.imagefiles import ImageRejected, load_image_bytes, load_image_file
 from bot.course.files import Problem, load_course
-from bot.course.sync import SyncReport, sync_lessons
+from bot.course.sync import SyncReport, course_limits, sync_lessons
 from bot.errors import UserFacingError
-from bot.jobs.parser import Limits
 from bot.jobs.service import JobRequest, JobService, Receipt
 from bot.jobs.spec import JobSpec
 from bot.moderation import ModerationService
@@ -106,8 +105,8 @@ class CourseService:
 
         A broken file changes nothing: syncing without it would hide its lesson.
         """
-        limits = Limits(max_steps=self.settings.max_steps, max_size=self.settings.max_size, clamp=False)
-        lesson_files, problems = await asyncio.to_thread(load_course, self.settings.course_dir, limits=limits)
+        lesson_files, problems = await asyncio.to_thread(load_course, self.settings.course_dir,
+                                                         limits=course_limits(self.settings))
         if problems:
             return None, problems
         return await sync_lessons(self.sessions, lesson_files), []
@@ -434,10 +433,13 @@ class CourseService:
                 select(Submission).where(Submission.guild_id == guild_id, Submission.latest)
                 .order_by(Submission.created_at, Submission.id)
             ))
+        by_exercise: dict[str, list[Submission]] = {}
+        for submission in latest:  # oldest first
+            by_exercise.setdefault(submission.exercise_id, []).append(submission)
         overview = []
         for view in await self.lessons():
             for exercise in view.exercises:
-                mine = [s for s in latest if s.exercise_id == exercise.id]
+                mine = by_exercise.get(exercise.id, [])
                 counts = Counter(s.status for s in mine)
                 oldest = next((s for s in mine if s.status == SubmissionStatus.SUBMITTED), None)
                 overview.append(ExerciseOverview(

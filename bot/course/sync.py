@@ -9,7 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.course.files import LessonFile
+from bot.jobs.parser import Limits
+from bot.settings import Settings
 from models import Exercise, Lesson
+
+
+def course_limits(settings: Settings) -> Limits:
+    """The limits presets are held to: the bot's own, never clamped (a preset over them is an error)."""
+    return Limits(max_steps=settings.max_steps, max_size=settings.max_size, clamp=False)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ is decoded), and the job JSON goes back through the same parser as a typed comma
 technique, an unknown field, a value of the wrong type or out of range is refused with a message
 for the person who sent it.
 
-Input images are recorded in a recipe by the path they had where the job ran. A recipe keeps those
-values in its spec (the render CLI uses one that still exists on its machine), but they are only
-ever shown by file name, and a job queued again from a recipe needs them attached again:
-`recipe_options` gives the options without them and the names to ask for.
+Input images are recorded by file name in a bot job's recipe, and by the path they had in a local
+render's (the render CLI uses one that still exists on its machine); they are only ever shown by
+file name. The bot queues a recipe again with the images of the job that made it, if the person may
+see that job (`JobService.run_recipe`); the render CLI needs them given again: `recipe_options` gives
+the options without them and the names to ask for.
 """
 
 from __future__ import annotations
