@@ -70,16 +70,8 @@ async def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def answer_of(fake: FakeDiscord, interaction: FakeInteraction) -> FakeMessage:
-    """The bot's answer to an interaction: its first followup, else its (edited) original response."""
-    await fake.wait_until(lambda: interaction.followups or (interaction.original is not None
-                                                            and (interaction.original.content
-                                                                 or interaction.original.embeds)), 60)
-    return interaction.followups[0] if interaction.followups else interaction.original  # type: ignore[return-value]
-
-
 async def act(fake: FakeDiscord, who: FakeUser, what: str, interaction: FakeInteraction) -> FakeMessage:
-    reply = await answer_of(fake, interaction)
+    reply = await fake.answer(interaction, 60)
     print(f"\n> {who.name}: {what}")
     print(f"{'[only you can see this] ' if reply.ephemeral else ''}{describe(reply)}")
     return reply

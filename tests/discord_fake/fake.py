@@ -195,6 +195,16 @@ class FakeDiscord(InteractionState):
         await self.wait_until(lambda: bool(interaction.responses), timeout)
         return interaction.responses[0]
 
+    async def answer(self, interaction: FakeInteraction, timeout: float = 30.0) -> FakeMessage:  # noqa: ASYNC109
+        """The bot's answer to an interaction: its first followup (after a defer, that fills in the "thinking"
+        message), else the message it answered with at once."""
+        def answered() -> bool:
+            original = interaction.original
+            return bool(interaction.followups) or (original is not None and bool(original.content or original.embeds))
+
+        await self.wait_until(answered, timeout)
+        return interaction.followups[0] if interaction.followups else interaction.original  # type: ignore[return-value]
+
     def _recent_activity(self) -> str:
         recent = [f"{r.method} {r.path} -> {r.status}" for r in self.requests[-5:]]
         unknown = [f"{r.method} {r.path}" for r in self.unknown_routes]

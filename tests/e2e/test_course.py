@@ -106,17 +106,10 @@ async def easel(fake: FakeDiscord, tmp_path: Path, course_dir: Path):
     await running.stop()
 
 
-async def answer(fake: FakeDiscord, interaction) -> FakeMessage:
-    """The bot's answer to a deferred interaction (its first followup, else the edited original)."""
-    await fake.wait_until(lambda: interaction.followups or (interaction.original is not None
-                                                            and interaction.original.content), timeout=30)
-    return interaction.followups[0] if interaction.followups else interaction.original
-
-
 async def start_lesson(fake: FakeDiscord, host, number: int = 1) -> int:
     """A host's /lesson start; returns the lesson's thread id."""
     interaction = await fake.send_command(host, "lesson", {"number": number}, subcommand=["start"])
-    reply = await answer(fake, interaction)
+    reply = await fake.answer(interaction)
     assert reply.ephemeral and f"Lesson {number} is open" in reply.content, reply.content
     return int(reply.content.split("<#")[1].split(">")[0])
 
@@ -130,7 +123,7 @@ async def submit(fake: FakeDiscord, user, exercise: str, *, image: bytes | None 
         options["note"] = note
     attachments = {"image": ("work.png", image, "image/png")} if image is not None else None
     interaction = await fake.send_command(user, "submit", options, attachments=attachments)
-    return await answer(fake, interaction)
+    return await fake.answer(interaction)
 
 
 def submission_id_of(reply: FakeMessage) -> int:
@@ -156,7 +149,7 @@ async def test_a_host_opens_a_lesson_and_try_it_runs_the_preset_for_whoever_pres
     assert "A CPPN maps each pixel's coordinates" in thread_text and "What to look for" in thread_text
 
     pressed = await fake.press_button(student, announcement, "easel:try:fit-a-picture")
-    reply = await answer(fake, pressed)
+    reply = await fake.answer(pressed)
     assert reply.ephemeral
     job = await wait_for_status(fake, bot, job_id_of(pressed), "done")
     assert job.user_id == student.id and job.technique == "cppn"
@@ -164,15 +157,15 @@ async def test_a_host_opens_a_lesson_and_try_it_runs_the_preset_for_whoever_pres
 
     # A job started in the lesson's thread takes the lesson's preset as its defaults; given options win.
     in_thread = await fake.send_command(student, "cppn", {"seed": 5}, channel_id=thread_id)
-    await answer(fake, in_thread)
+    await fake.answer(in_thread)
     job = await wait_for_status(fake, bot, job_id_of(in_thread), "done")
     assert (job.spec["config"]["size"], job.spec["config"]["layers"], job.seed) == (32, 3, 5)
 
     # Closing the lesson ends the defaults.
     ended = await fake.send_command(host, "lesson", subcommand=["end"])
-    assert "Closed lesson 1" in (await answer(fake, ended)).content
+    assert "Closed lesson 1" in (await fake.answer(ended)).content
     after = await fake.send_command(student, "cppn", {"seed": 5, "size": 16, "steps": 2}, channel_id=thread_id)
-    await answer(fake, after)
+    await fake.answer(after)
     job = await wait_for_status(fake, bot, job_id_of(after), "done")
     assert job.spec["config"]["layers"] != 3 or job.spec["config"]["size"] == 16
 
@@ -182,10 +175,10 @@ async def test_only_one_lesson_is_open_per_server_and_students_cannot_open_one(f
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     student = fake.add_member("student")
     refused = await fake.send_command(student, "lesson", {"number": 1}, subcommand=["start"])
-    assert "Only hosts" in (await answer(fake, refused)).content
+    assert "Only hosts" in (await fake.answer(refused)).content
     await start_lesson(fake, host, 1)
     again = await fake.send_command(host, "lesson", {"number": 2}, subcommand=["start"])
-    assert "still open" in (await answer(fake, again)).content
+    assert "still open" in (await fake.answer(again)).content
     assert len(await rows(bot, LessonRun)) == 1
 
 
@@ -205,7 +198,7 @@ async def test_submit_review_progress_and_the_student_is_told(fake, easel):
     # Ada submits an upload, then one of her jobs; Bo submits an upload.
     first = submission_id_of(await submit(fake, ada, "first-pattern", image=png(colour=(255, 0, 0)), note="red!"))
     run = await fake.send_command(ada, "cppn", {"size": 16, "steps": 2, "seed": 3})
-    await answer(fake, run)
+    await fake.answer(run)
     job = await wait_for_status(fake, bot, job_id_of(run), "done")
     second = submission_id_of(await submit(fake, ada, "first-pattern", job=job.id))
     bos = submission_id_of(await submit(fake, bo, "zoom-out", image=png(colour=(0, 0, 255)),
@@ -222,7 +215,7 @@ async def test_submit_review_progress_and_the_student_is_told(fake, easel):
 
     # Only the latest submissions wait for review, oldest first.
     queue = await fake.send_command(host, "review", subcommand=["queue"])
-    listing = await answer(fake, queue)
+    listing = await fake.answer(queue)
     assert listing.ephemeral and "2 submissions waiting" in listing.content
     assert listing.custom_ids() == [f"easel:approve:{second}", f"easel:revise:{second}",
                                     f"easel:approve:{bos}", f"easel:revise:{bos}"]
@@ -232,7 +225,7 @@ async def test_submit_review_progress_and_the_student_is_told(fake, easel):
     assert "Only this server's hosts" in (await fake.wait_for_response(sneaky)).data["content"]
 
     approved = await fake.press_button(host, listing, f"easel:approve:{second}")
-    assert "was told by DM" in (await answer(fake, approved)).content
+    assert "was told by DM" in (await fake.answer(approved)).content
     dm = fake.messages(fake.dm_channel(ada))
     assert "approved" in dm[-1].content
 
@@ -240,7 +233,7 @@ async def test_submit_review_progress_and_the_student_is_told(fake, easel):
     modal = await fake.wait_for_response(revise)
     assert modal.type == 9
     sent = await fake.submit_modal(host, modal.data["custom_id"], {"feedback": "Try zoom 5 @everyone"}, listing)
-    assert "lesson's thread" in (await answer(fake, sent)).content
+    assert "lesson's thread" in (await fake.answer(sent)).content
     told = [m for m in fake.pings_of(bo)]
     assert len(told) == 1 and "Try zoom 5" in told[0].content and not told[0].pinged_everyone
     reviews = await rows(bot, Review)
@@ -249,21 +242,21 @@ async def test_submit_review_progress_and_the_student_is_told(fake, easel):
 
     # Reviewing twice is refused; so is reviewing an old submission.
     again = await fake.press_button(host, listing, f"easel:approve:{second}")
-    assert "already reviewed" in (await answer(fake, again)).content
+    assert "already reviewed" in (await fake.answer(again)).content
 
     # Progress: your own, a host's view of anyone's, and the class overview.
     mine = await fake.send_command(ada, "progress", subcommand=["member"])
-    text = (await answer(fake, mine)).content
+    text = (await fake.answer(mine)).content
     assert "First pattern: approved" in text and "Fit a picture: not started" in text
     nosy = await fake.send_command(ada, "progress", {"member": bo}, subcommand=["member"])
-    assert "Only hosts" in (await answer(fake, nosy)).content
+    assert "Only hosts" in (await fake.answer(nosy)).content
     hosts_view = await fake.send_command(host, "progress", {"member": bo}, subcommand=["member"])
-    assert "Zoom out: revise" in (await answer(fake, hosts_view)).content
+    assert "Zoom out: revise" in (await fake.answer(hosts_view)).content
     overview = await fake.send_command(host, "progress", subcommand=["class"])
-    text = (await answer(fake, overview)).content
+    text = (await fake.answer(overview)).content
     assert "L1 First pattern: 1 · 1 · 0 · 0" in text and "L2 Zoom out: 1 · 0 · 0 · 1" in text
     student_overview = await fake.send_command(ada, "progress", subcommand=["class"])
-    assert "Only hosts" in (await answer(fake, student_overview)).content
+    assert "Only hosts" in (await fake.answer(student_overview)).content
 
 
 async def test_review_is_hidden_from_students_and_buttons_survive_a_restart(fake, easel):
@@ -274,14 +267,14 @@ async def test_review_is_hidden_from_students_and_buttons_survive_a_restart(fake
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     ada = fake.add_member("ada")
     submission = submission_id_of(await submit(fake, ada, "zoom-out", image=png()))
-    listing = await answer(fake, await fake.send_command(host, "review", subcommand=["queue"]))
-    student_try = await answer(fake, await fake.send_command(ada, "review", subcommand=["queue"]))
+    listing = await fake.answer(await fake.send_command(host, "review", subcommand=["queue"]))
+    student_try = await fake.answer(await fake.send_command(ada, "review", subcommand=["queue"]))
     assert "Only hosts" in student_try.content
 
     await easel.stop()
     bot = await easel.start()
     approved = await fake.press_button(host, listing, f"easel:approve:{submission}")
-    assert "Approved submission" in (await answer(fake, approved)).content
+    assert "Approved submission" in (await fake.answer(approved)).content
     assert (await rows(bot, Submission))[0].status == SubmissionStatus.APPROVED
 
 
@@ -289,7 +282,7 @@ async def test_submissions_are_refused_with_a_reason(fake, easel):
     bot = await easel.start()
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
     run = await fake.send_command(bo, "cppn", {"size": 16, "steps": 2})
-    await answer(fake, run)
+    await fake.answer(run)
     bos_job = await wait_for_status(fake, bot, job_id_of(run), "done")
     cases = [
         ({"exercise": "no-such-thing"}, None, "There is no exercise"),
@@ -299,7 +292,7 @@ async def test_submissions_are_refused_with_a_reason(fake, easel):
     ]
     for options, data, expected in cases:
         attachments = {"image": ("x.png", data, "image/png")} if data is not None else None
-        reply = await answer(fake, await fake.send_command(ada, "submit", options, attachments=attachments))
+        reply = await fake.answer(await fake.send_command(ada, "submit", options, attachments=attachments))
         assert reply.ephemeral and expected in reply.content, reply.content
     assert await rows(bot, Submission) == []
     assert not (easel.settings.data_dir / "submissions").exists() or not any(
@@ -328,11 +321,11 @@ async def test_gallery_has_one_tile_per_latest_submission(fake, easel):
     for student, colour in zip(students, colours, strict=True):
         await submit(fake, student, "first-pattern", image=png(colour=(9, 9, 9)))  # replaced next
         await submit(fake, student, "first-pattern", image=png((64, 64), colour))
-    empty = await answer(fake, await fake.send_command(students[0], "gallery", {"lesson": 2}))
+    empty = await fake.answer(await fake.send_command(students[0], "gallery", {"lesson": 2}))
     assert empty.ephemeral and "Nobody has submitted" in empty.content
 
     interaction = await fake.send_command(students[0], "gallery", {"lesson": 1})
-    post = await answer(fake, interaction)
+    post = await fake.answer(interaction)
     assert not post.ephemeral and "3 submissions" in post.content
     sheet = Image.open(io.BytesIO(post.attachments[0].data)).convert("RGB")
     from bot.art.contact_sheet import sheet_grid
@@ -352,14 +345,14 @@ async def test_forget_me_leaves_nothing_of_the_person(fake, easel):
     await start_lesson(fake, host)
     for person in (ada, bo):
         run = await fake.send_command(person, "cppn", {"size": 16, "steps": 2})
-        await answer(fake, run)
+        await fake.answer(run)
         job = await wait_for_status(fake, bot, job_id_of(run), "done")
         await submit(fake, person, "first-pattern", job=job.id)
         await submit(fake, person, "zoom-out", image=png(colour=(1, 2, 3)), note="mine")
-    listing = await answer(fake, await fake.send_command(host, "review", subcommand=["queue"]))
+    listing = await fake.answer(await fake.send_command(host, "review", subcommand=["queue"]))
     for custom_id in listing.custom_ids():
         if custom_id.startswith("easel:approve:"):
-            await answer(fake, await fake.press_button(host, listing, custom_id))
+            await fake.answer(await fake.press_button(host, listing, custom_id))
     def posts_naming(person) -> list[FakeMessage]:
         everywhere = fake.messages(fake.channel_id) + [m for thread in fake.threads for m in fake.messages(thread)]
         return [message for message in everywhere if f"<@{person.id}>" in message.content]
@@ -374,7 +367,7 @@ async def test_forget_me_leaves_nothing_of_the_person(fake, easel):
     stranger = await fake.press_button(bo, message, f"easel:forget:{ada.id}")
     assert "someone else's" in (await fake.wait_for_response(stranger)).data["content"]
     pressed = await fake.press_button(ada, message, f"easel:forget:{ada.id}")
-    assert "Removed" in (await answer(fake, pressed)).content
+    assert "Removed" in (await fake.answer(pressed)).content
 
     from tests.test_privacy import assert_nothing_names  # the same scan as the service's own tests
 
@@ -407,9 +400,9 @@ async def test_sync_follows_the_files_edited_and_removed_lessons(fake, tmp_path,
                                                                       "Patterns from x and y"))
         (course_dir / "02-more.md").unlink()
         bot = await running.start()
-        listing = await answer(fake, await fake.send_command(ada, "lesson", subcommand=["list"]))
+        listing = await fake.answer(await fake.send_command(ada, "lesson", subcommand=["list"]))
         assert "Patterns from x and y" in listing.content and "More patterns" not in listing.content
-        gone = await answer(fake, await fake.send_command(ada, "lesson", {"number": 2}, subcommand=["show"]))
+        gone = await fake.answer(await fake.send_command(ada, "lesson", {"number": 2}, subcommand=["show"]))
         assert "There is no lesson 2" in gone.content
         assert len(await rows(bot, Submission)) == 1  # the hidden lesson's submissions are kept
 
@@ -417,7 +410,7 @@ async def test_sync_follows_the_files_edited_and_removed_lessons(fake, tmp_path,
         (course_dir / "01-patterns.md").write_text("---\nnumber: [\n---\n")
         await running.stop()
         bot = await running.start()
-        listing = await answer(fake, await fake.send_command(ada, "lesson", subcommand=["list"]))
+        listing = await fake.answer(await fake.send_command(ada, "lesson", subcommand=["list"]))
         assert "Patterns from x and y" in listing.content
     finally:
         await running.stop()
@@ -428,9 +421,9 @@ async def test_the_shipped_course_loads_and_its_first_lesson_shows(fake, tmp_pat
     try:
         await running.start()
         reader = fake.add_member("reader")
-        listing = await answer(fake, await fake.send_command(reader, "lesson", subcommand=["list"]))
+        listing = await fake.answer(await fake.send_command(reader, "lesson", subcommand=["list"]))
         assert listing.content.count("exercises") >= 6
-        shown = await answer(fake, await fake.send_command(reader, "lesson", {"number": 1}, subcommand=["show"]))
+        shown = await fake.answer(await fake.send_command(reader, "lesson", {"number": 1}, subcommand=["show"]))
         assert shown.embeds[0]["title"].startswith("Lesson 1") and shown.custom_ids()
     finally:
         await running.stop()
@@ -440,11 +433,11 @@ async def test_try_it_goes_through_the_queue_caps_and_a_student_cannot_fake_a_re
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     ada = fake.add_member("ada")
-    shown = await answer(fake, await fake.send_command(ada, "lesson", {"number": 1}, subcommand=["show"]))
+    shown = await fake.answer(await fake.send_command(ada, "lesson", {"number": 1}, subcommand=["show"]))
     await set_queue(fake, host, "pause")
     # FAST allows three waiting jobs per person, also when four presses arrive at once.
     presses = await asyncio.gather(*(fake.press_button(ada, shown, "easel:try:first-pattern") for _ in range(4)))
-    answers = sorted([(await answer(fake, pressed)).content for pressed in presses], key=lambda text: "jobs" in text)
+    answers = sorted([(await fake.answer(pressed)).content for pressed in presses], key=lambda text: "jobs" in text)
     assert [text.startswith("Queued job #") for text in answers] == [True, True, True, False]
     assert "jobs waiting" in answers[-1]
     assert len(await rows(bot, Job, Job.user_id == ada.id)) == 3
@@ -456,12 +449,12 @@ async def test_try_it_goes_through_the_queue_caps_and_a_student_cannot_fake_a_re
 
     # The feedback modal checks who submits it, not only who opened it.
     submission = submission_id_of(await submit(fake, ada, "zoom-out", image=png()))
-    listing = await answer(fake, await fake.send_command(host, "review", subcommand=["queue"]))
+    listing = await fake.answer(await fake.send_command(host, "review", subcommand=["queue"]))
     student_press = await fake.press_button(ada, listing, f"easel:revise:{submission}")
     assert "Only this server's hosts" in (await fake.wait_for_response(student_press)).data["content"]
     opened = await fake.wait_for_response(await fake.press_button(host, listing, f"easel:revise:{submission}"))
     forged = await fake.submit_modal(ada, opened.data["custom_id"], {"feedback": "approve myself"}, listing)
-    assert "Only this server's hosts" in (await answer(fake, forged)).content
+    assert "Only this server's hosts" in (await fake.answer(forged)).content
     assert await rows(bot, Review) == []
 
 
@@ -481,7 +474,7 @@ async def test_the_gallery_is_drawn_off_the_event_loop(fake, easel, monkeypatch)
     await easel.start()
     ada = fake.add_member("ada")
     await submit(fake, ada, "zoom-out", image=png())
-    post = await answer(fake, await fake.send_command(ada, "gallery", {"lesson": 2}))
+    post = await fake.answer(await fake.send_command(ada, "gallery", {"lesson": 2}))
     assert post.attachments and drawn_on == [False]
 
 
@@ -493,17 +486,17 @@ async def test_a_recipe_round_trips_from_a_posted_png(fake, easel):
     bot = await easel.start()
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
     run = await fake.send_command(ada, "cppn", {"size": 16, "steps": 2, "seed": 9, "flags": "--layers 3"})
-    await answer(fake, run)
+    await fake.answer(run)
     original = await wait_for_status(fake, bot, job_id_of(run), "done")
     await fake.wait_until(lambda: final_message(fake, original.thread_id) is not None)
     posted = final_message(fake, original.thread_id).attachments[0]
     assert posted.filename == f"easel-{original.id}.png"
 
     shown = await fake.send_command(bo, "recipe", attachments={"image": (posted.filename, posted.data, "image/png")})
-    reply = await answer(fake, shown)
+    reply = await fake.answer(shown)
     assert reply.ephemeral and "seed 9" in reply.content and "layers=3" in reply.content
     pressed = await fake.press_button(bo, reply, "easel:recipe:run")
-    await answer(fake, pressed)
+    await fake.answer(pressed)
     again = await wait_for_status(fake, bot, job_id_of(pressed), "done")
     assert again.user_id == bo.id and again.spec["config"] == original.spec["config"] and again.seed == 9
     with Image.open(original.result_path) as first, Image.open(again.result_path) as second:
@@ -513,23 +506,23 @@ async def test_a_recipe_round_trips_from_a_posted_png(fake, easel):
     target = await fake.send_command(ada, "cppn", {"size": 16, "steps": 2},
                                      attachments={"target": ("t.png", png(), "image/png")},
                                      channel_id=fake.dm_channel(ada))
-    await answer(fake, target)
+    await fake.answer(target)
     fitted = await wait_for_status(fake, bot, job_id_of(target), "done")
     recipe_png = io.BytesIO()
     save_png(Image.new("RGB", (8, 8)), recipe_png, JobSpec.from_dict(fitted.spec).png_metadata(job_id=fitted.id))
     shown = await fake.send_command(bo, "recipe", attachments={"image": ("r.png", recipe_png.getvalue(), "image/png")})
-    pressed = await fake.press_button(bo, await answer(fake, shown), "easel:recipe:run")
-    assert "attach them again" in (await answer(fake, pressed)).content
+    pressed = await fake.press_button(bo, await fake.answer(shown), "easel:recipe:run")
+    assert "attach them again" in (await fake.answer(pressed)).content
 
     # A recipe cannot borrow the images of a visible job made with another technique.
     forged = io.BytesIO()
     style = JobSpec.from_dict({"technique": "style", "seed": 1, "config": {"content": "a.png", "style": "b.png"}})
     save_png(Image.new("RGB", (8, 8)), forged, style.png_metadata(job_id=original.id))
     shown = await fake.send_command(bo, "recipe", attachments={"image": ("f.png", forged.getvalue(), "image/png")})
-    pressed = await fake.press_button(bo, await answer(fake, shown), "easel:recipe:run")
-    assert "attach them again" in (await answer(fake, pressed)).content
+    pressed = await fake.press_button(bo, await fake.answer(shown), "easel:recipe:run")
+    assert "attach them again" in (await fake.answer(pressed)).content
 
-    not_easel = await answer(fake, await fake.send_command(bo, "recipe", attachments={"image": ("x.png", png(),
+    not_easel = await fake.answer(await fake.send_command(bo, "recipe", attachments={"image": ("x.png", png(),
                                                                                                  "image/png")}))
     assert not_easel.ephemeral and "no Easel recipe" in not_easel.content
 
@@ -542,5 +535,5 @@ async def test_recipe_shows_no_prompt_this_server_blocks(fake, easel):
     save_png(Image.new("RGB", (8, 8)), blocked, spec.png_metadata(job_id=1))
     reader = fake.add_member("reader")
     shown = await fake.send_command(reader, "recipe", attachments={"image": ("b.png", blocked.getvalue(), "image/png")})
-    reply = await answer(fake, shown)
+    reply = await fake.answer(shown)
     assert "not allowed on this server" in reply.content and not reply.attachments

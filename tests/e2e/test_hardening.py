@@ -33,8 +33,7 @@ async def easel(fake: FakeDiscord, tmp_path: Path):
 
 
 async def answer_of(fake: FakeDiscord, interaction) -> str:
-    await fake.wait_until(lambda: interaction.original is not None and interaction.original.content, timeout=30)
-    return interaction.original.content
+    return (await fake.answer(interaction)).content
 
 
 HOST_COMMANDS = [
