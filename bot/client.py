@@ -230,6 +230,10 @@ class Easel(commands.Bot):
         log.info("registered %d slash commands (%s)", len(payload), scope)
         return True
 
+    def messageable(self, channel_id: int) -> discord.abc.Messageable:
+        """A channel or thread to post in by id: the cached one, else a partial one (no request needed)."""
+        return self.get_channel(channel_id) or self.get_partial_messageable(channel_id)  # type: ignore[return-value]
+
     @property
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at

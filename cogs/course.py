@@ -6,6 +6,7 @@ Thin: check who may do it, defer, call the course service, render with `bot.ui.c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from typing import TYPE_CHECKING
 
@@ -95,12 +96,9 @@ class Course(commands.Cog):
         assert interaction.guild_id is not None
         run, lesson = await self.bot.course.end_lesson(interaction.guild_id)
         if run.thread_id is not None:
-            try:
-                thread = self.bot.get_channel(run.thread_id) or await self.bot.fetch_channel(run.thread_id)
-                await thread.send(f"Lesson {lesson.number} is closed. Thank you all! "  # type: ignore[union-attr]
-                                  "You can still submit with /submit.")
-            except discord.HTTPException:
-                pass  # the lesson is closed whether or not its thread hears of it
+            with contextlib.suppress(discord.HTTPException):  # the lesson is closed whether or not its thread hears
+                await self.bot.messageable(run.thread_id).send(
+                    f"Lesson {lesson.number} is closed. Thank you all! You can still submit with /submit.")
         await interaction.followup.send(f"Closed lesson {lesson.number}.", ephemeral=True)
 
     # --- submissions -----------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ class DiscordPublisher:
         return thread.id
 
     def _channel(self, channel_id: int) -> discord.abc.Messageable:
-        return self.bot.get_channel(channel_id) or self.bot.get_partial_messageable(channel_id)  # type: ignore[return-value]
+        return self.bot.messageable(channel_id)
 
     async def _edit_status(self, job: Job, **changes: object) -> None:
         if job.thread_id is None or job.status_message_id is None:

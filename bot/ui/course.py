@@ -109,9 +109,8 @@ async def post_submission(bot: Easel, view: SubmissionView, fallback_channel_id:
     """Posts the submission in its lesson's thread (else where it was submitted) and records the post."""
     channel_id = view.lesson_thread_id or fallback_channel_id
     try:
-        channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
-        message = await channel.send(submission_text(view, author_id=view.submission.user_id),  # type: ignore[union-attr]
-                                     file=await asyncio.to_thread(submission_file, view))
+        message = await bot.messageable(channel_id).send(submission_text(view, author_id=view.submission.user_id),
+                                                         file=await asyncio.to_thread(submission_file, view))
     except discord.HTTPException:
         log.warning("submission %s: could not post it in channel %s", view.submission.id, channel_id, exc_info=True)
         return None
@@ -150,9 +149,8 @@ async def _mention_in_thread(bot: Easel, view: SubmissionView, text: str) -> str
     if channel_id is None:
         return None
     try:
-        channel = bot.get_channel(channel_id) or await bot.fetch_channel(channel_id)
-        await channel.send(fit(f"<@{view.submission.user_id}> {text}"),  # type: ignore[union-attr]
-                           allowed_mentions=ping_only(view.submission.user_id))
+        await bot.messageable(channel_id).send(fit(f"<@{view.submission.user_id}> {text}"),
+                                               allowed_mentions=ping_only(view.submission.user_id))
     except discord.HTTPException:
         log.warning("submission %s: could not tell its author about the review", view.submission.id, exc_info=True)
         return None
