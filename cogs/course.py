@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.art.contact_sheet import contact_sheets
 from bot.errors import UserFacingError
+from bot.ui.attachments import read_attachment
 from bot.ui.checks import host_only, is_host
 from bot.ui.course import (
     ForgetButton,
@@ -29,7 +30,6 @@ from bot.ui.course import (
     submission_file,
 )
 from bot.ui.fit import THREAD_NAME, chunks, fit
-from cogs.generate import read_attachment
 
 if TYPE_CHECKING:
     from bot.client import Easel

@@ -17,15 +17,15 @@ from bot.errors import UserFacingError
 from bot.jobs.parser import SEED_MAX, option_range
 from bot.jobs.recipes import recipe_text
 from bot.jobs.service import JobStatus
+from bot.ui.attachments import read_attachment, read_recipe_attachment
 from bot.ui.checks import host_guild
 from bot.ui.embeds import place_text, result_embed
 from bot.ui.fit import fit
-from bot.ui.views import answer_with_receipt, read_recipe_attachment, recipe_view, request_from, result_view
+from bot.ui.views import answer_with_receipt, recipe_view, request_from, result_view
 
 if TYPE_CHECKING:
     from bot.client import Easel
 
-ACCEPTED_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 
 
 def ranged(kind: type, technique: str, name: str) -> object:
@@ -180,26 +180,13 @@ class Generate(commands.Cog):
     @app_commands.describe(image="A PNG that Easel posted (the original file, not a screenshot)")
     async def recipe(self, interaction: discord.Interaction[Easel], image: discord.Attachment) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        recipe = await read_recipe_attachment(image, self.bot.settings.max_upload_bytes)
+        recipe, data = await read_recipe_attachment(image, self.bot.settings.max_upload_bytes)
         if interaction.guild_id is not None and await self.bot.moderation.check_texts(interaction.guild_id,
                                                                                       recipe.spec.texts()):
             raise UserFacingError("This recipe's prompt is not allowed on this server, so it is not shown here.")
-        file = discord.File(io.BytesIO(await image.read()), filename="recipe.png")
+        file = discord.File(io.BytesIO(data), filename="recipe.png")
         await interaction.followup.send(fit(f"**Recipe** · {recipe_text(recipe)}"), file=file, view=recipe_view(),
                                         ephemeral=True)
-
-
-async def read_attachment(name: str, attachment: discord.Attachment, max_bytes: int) -> bytes:
-    """The attachment's bytes, after the checks that need no download."""
-    if attachment.size > max_bytes:
-        raise UserFacingError(
-            f"`{name}` is {attachment.size / 1048576:.1f} MB; the limit is {max_bytes / 1048576:.1f} MB. "
-            "Attach a smaller image."
-        )
-    content_type = (attachment.content_type or "").split(";")[0]
-    if content_type and content_type not in ACCEPTED_CONTENT_TYPES:
-        raise UserFacingError(f"`{name}` must be a PNG, JPEG, WebP or GIF image, not {content_type}.")
-    return await attachment.read()
 
 
 async def setup(bot: Easel) -> None:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.errors import UserFacingError
-from bot.jobs.recipes import Recipe, RecipeError, read_recipe
 from bot.jobs.service import CONTINUE_FROM_FIELD, JobQueuedAnyway, JobRequest, Receipt
+from bot.ui.attachments import read_recipe_attachment
 from bot.ui.checks import host_guild, is_host
 from bot.ui.embeds import parameters_text, place_text
 from bot.ui.fit import fit
@@ -217,20 +217,9 @@ class RunRecipeButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button]
         attachment = message.attachments[0] if message is not None and message.attachments else None
         if attachment is None:
             raise UserFacingError("The recipe's PNG is no longer on this message; use /recipe again.")
-        recipe = await read_recipe_attachment(attachment, interaction.client.settings.max_upload_bytes)
+        recipe, _ = await read_recipe_attachment(attachment, interaction.client.settings.max_upload_bytes)
         receipt = await interaction.client.jobs.run_recipe(recipe.spec, recipe.job_id, await request_from(interaction))
         await answer_with_receipt(interaction, receipt)
-
-
-async def read_recipe_attachment(attachment: discord.Attachment, max_bytes: int) -> Recipe:
-    """The recipe in an attached PNG, checked by size before it is downloaded."""
-    if attachment.size > max_bytes:
-        raise UserFacingError(f"That file is {attachment.size / 1048576:.1f} MB; an Easel PNG is far smaller. "
-                              "Attach the PNG Easel posted.")
-    try:
-        return read_recipe(await attachment.read(), max_bytes=max_bytes)
-    except RecipeError as error:
-        raise UserFacingError(fit(str(error))) from None
 
 
 def recipe_view() -> discord.ui.View:
