@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
-import os
 import weakref
 from collections import Counter
 from dataclasses import dataclass
@@ -23,23 +21,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.art.contact_sheet import Tile
-from bot.art.imagefiles import ImageRejected, load_image_bytes, load_image_file
+from bot.artwork import ArtworkIntake, remember_member, remove_stored, write_compact
 from bot.course.files import Problem, load_course
 from bot.course.sync import SyncReport, course_limits, sync_lessons
 from bot.errors import UserFacingError
 from bot.jobs.service import JobRequest, JobService, Receipt
-from bot.jobs.spec import JobSpec
 from bot.moderation import ModerationService
 from bot.settings import Settings
-from models import Exercise, JobStatus, Lesson, LessonRun, Member, Review, Submission, SubmissionStatus
+from models import Exercise, Lesson, LessonRun, Member, Review, Submission, SubmissionStatus
 from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
 NOTE_LENGTH = 500
 FEEDBACK_LENGTH = 1000
-SUBMISSION_SIDE = 1024  # stored submissions are at most this many pixels on their longest side
-SUBMISSION_QUALITY = 85  # WebP quality: small files that still look like the original
 NOT_STARTED = "not started"
 
 
@@ -95,6 +90,7 @@ class CourseService:
         self.sessions = sessions
         self.jobs = jobs
         self.moderation = moderation
+        self.intake = ArtworkIntake(settings, jobs, moderation)
         self.folder = settings.data_dir / "submissions"
         self._submitting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -243,30 +239,24 @@ class CourseService:
         if note is not None and len(note) > NOTE_LENGTH:
             raise UserFacingError(f"Your note is {len(note)} characters; keep it under {NOTE_LENGTH}.")
         if note is not None:
-            await self._moderate(guild_id, user_id, [note])
+            await self.intake.moderate(guild_id, user_id, [note])
         lock = self._submitting.setdefault(user_id, asyncio.Lock())
         async with lock:
             await self._check_history_cap(guild_id, user_id, exercise.id)
             if image is not None:
-                picture, recipe = await self._checked_upload(image), None
+                picture, recipe = await self.intake.checked_upload(image), None
                 source_job_id = None
             else:
                 assert job_id is not None
-                picture, recipe = await self._own_finished_job(job_id, user_id, guild_id)
-                source_job_id = job_id
+                picture, job = await self.intake.own_finished_job(job_id, user_id, guild_id)
+                recipe, source_job_id = job.spec, job_id
             submission = await self._store(Submission(
                 guild_id=guild_id, user_id=user_id, exercise_id=exercise.id, job_id=source_job_id, recipe=recipe,
                 note=note,
             ), picture)
-        await self._remember_member(guild_id, user_id, display_name)
+        async with self.sessions.begin() as session:
+            await remember_member(session, guild_id, user_id, display_name)
         return SubmissionView(submission, exercise, lesson, await self.lesson_thread(guild_id, lesson.id))
-
-    async def _moderate(self, guild_id: int, user_id: int, texts: list[str]) -> None:
-        matched = await self.moderation.check_texts(guild_id, texts)
-        if matched is not None:
-            await self.moderation.log_refusal(guild_id, user_id, 0, " · ".join(texts), matched)
-            raise UserFacingError("This server's hosts do not allow that text, so nothing was submitted. "
-                                  "Please change it and try again.")
 
     async def _check_history_cap(self, guild_id: int, user_id: int, exercise_id: str) -> None:
         async with self.sessions() as session:
@@ -277,30 +267,6 @@ class CourseService:
                 f"You have submitted to this exercise {count} times, the most this server keeps. "
                 "Ask a host to remove an old one with /review remove, then submit again."
             )
-
-    async def _checked_upload(self, data: bytes) -> Image.Image:
-        try:
-            return await asyncio.to_thread(load_image_bytes, data, max_bytes=self.settings.max_upload_bytes,
-                                           max_pixels=self.settings.max_image_pixels)
-        except ImageRejected as error:
-            raise UserFacingError(str(error)) from None
-
-    async def _own_finished_job(self, job_id: int, user_id: int, guild_id: int) -> tuple[Image.Image, dict]:
-        job = await self.jobs.repository.get(job_id)
-        if job is None or job.user_id != user_id:
-            raise UserFacingError(f"Job #{job_id} is not one of yours. /queue lists your jobs; submit one of them, "
-                                  "or attach an image.")
-        if job.status != JobStatus.DONE:
-            raise UserFacingError(f"Job #{job_id} has not finished ({job.status}). Submit it once it is done.")
-        await self._moderate(guild_id, user_id, JobSpec.from_dict(job.spec).texts())
-        try:
-            if job.result_path is None:
-                raise ImageRejected("pruned")
-            picture = await asyncio.to_thread(load_image_file, job.result_path)
-        except ImageRejected:
-            raise UserFacingError(f"Job #{job_id}'s image is no longer stored here; run it again, "
-                                  "or attach the image you saved.") from None
-        return picture, job.spec
 
     async def _store(self, submission: Submission, picture: Image.Image) -> Submission:
         """Adds the row as the latest (the earlier one stays as history) and writes its image, named by id."""
@@ -314,7 +280,7 @@ class CourseService:
                 session.add(submission)
                 await session.flush()  # the id names the file
                 path = self.folder / f"{submission.id}.webp"
-                await asyncio.to_thread(_write_compact, picture, path)
+                await asyncio.to_thread(write_compact, picture, path)
                 submission.image_path = str(path)
         except IntegrityError:
             raise UserFacingError("Another submission of yours to this exercise arrived at the same moment. "
@@ -324,15 +290,6 @@ class CourseService:
                 path.unlink(missing_ok=True)
             raise
         return submission
-
-    async def _remember_member(self, guild_id: int, user_id: int, display_name: str) -> None:
-        """The name galleries show under a person's work (updated whenever they submit)."""
-        async with self.sessions.begin() as session:
-            member = await session.get(Member, (guild_id, user_id))
-            if member is None:
-                session.add(Member(guild_id=guild_id, user_id=user_id, display_name=display_name[:100]))
-            else:
-                member.display_name = display_name[:100]
 
     async def record_post(self, submission_id: int, channel_id: int, message_id: int) -> None:
         async with self.sessions.begin() as session:
@@ -366,7 +323,7 @@ class CourseService:
                 if previous is not None:
                     previous.latest = True
         if removed.image_path:
-            await asyncio.to_thread(_remove_stored, Path(removed.image_path), self.folder)
+            await asyncio.to_thread(remove_stored, Path(removed.image_path), self.folder)
         return view
 
     # --- reviews ---------------------------------------------------------------------------------------
@@ -468,21 +425,3 @@ class CourseService:
             )).all()
         return view.lesson, [Tile(Path(submission.image_path), name or f"member {submission.user_id}")
                              for submission, name in rows]
-
-
-def _write_compact(picture: Image.Image, path: Path) -> None:
-    """Writes a submission as a WebP no larger than SUBMISSION_SIDE, aside first so no one reads half a file."""
-    picture = picture.copy()
-    picture.thumbnail((SUBMISSION_SIDE, SUBMISSION_SIDE))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="WEBP", quality=SUBMISSION_QUALITY)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_suffix(".part")
-    part.write_bytes(buffer.getvalue())
-    os.replace(part, path)
-
-
-def _remove_stored(path: Path, folder: Path) -> None:
-    """Removes a stored submission image, only if it lies directly in the submissions folder."""
-    if path.parent.resolve() == folder.resolve() and not path.is_symlink():
-        path.unlink(missing_ok=True)
