@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import discord
@@ -16,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import db
 from bot.art.models import ModelChoice
+from bot.artwork import ArtworkIntake
+from bot.challenges.service import ChallengeService
 from bot.course.service import CourseService
 from bot.endpoints import configure_discord_endpoints
 from bot.errors import UserFacingError
@@ -31,13 +35,15 @@ from bot.privacy import ForgetReport, forget_person
 from bot.retention import prune
 from bot.settings import Settings
 from bot.state import AppStateStore
+from bot.ui.challenges import ChallengeDesk, VoteButton
 from bot.ui.course import COURSE_BUTTONS
 from bot.ui.fit import fit
 from bot.ui.views import BUTTONS, RunRecipeButton
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
-COGS = ("cogs.admin", "cogs.generate", "cogs.course")
+COGS = ("cogs.admin", "cogs.generate", "cogs.course", "cogs.challenges")
 MAX_RATELIMIT_WAIT_SECONDS = 30.0  # the least discord.py accepts
 INTERNAL_ERROR_MESSAGE = (
     "Something went wrong on Easel's side, and nothing you typed was lost. "
@@ -84,7 +90,7 @@ async def send_ephemeral(interaction: discord.Interaction, message: str) -> None
 
 class Easel(commands.Bot):
     def __init__(self, settings: Settings, *, force_sync: bool = False, cogs: tuple[str, ...] = COGS,
-                 **client_options: Any) -> None:
+                 clock: Callable[[], datetime] = utcnow, **client_options: Any) -> None:
         configure_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -115,14 +121,18 @@ class Easel(commands.Bot):
         self.publisher = DiscordPublisher(self, self.job_repository, settings)
         self.jobs.views = self.publisher
         self.course = CourseService(settings, self.sessions, self.jobs, self.moderation)
+        self.challenges = ChallengeService(settings, self.sessions, ArtworkIntake(settings, self.jobs, self.moderation),
+                                           clock)
+        self.challenge_desk = ChallengeDesk(self)
         self.runner: JobRunner | None = None
         self.delivering: asyncio.Task[None] | None = None  # posts that a restart or an outage held back
+        self.challenge_sweep: asyncio.Future[None] | None = None  # the latest sweep of challenges
         self._shutdown: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         await db.upgrade(self.engine)
         await self.sync_course()
-        self.add_dynamic_items(*BUTTONS.values(), *COURSE_BUTTONS, RunRecipeButton)
+        self.add_dynamic_items(*BUTTONS.values(), *COURSE_BUTTONS, RunRecipeButton, VoteButton)
         for extension in self.cogs_to_load:
             try:
                 await self.load_extension(extension)
@@ -165,6 +175,7 @@ class Easel(commands.Bot):
         """Logs in (which runs `setup_hook`), starts the GPU worker, then connects to the gateway."""
         await self.login(token)
         await self.start_worker()
+        self.sweep_challenges.start()
         await self.connect(reconnect=reconnect)
 
     async def start_worker(self) -> None:
@@ -202,6 +213,15 @@ class Easel(commands.Bot):
         for item in report.removed:
             log.info("removed the %s %s (%d bytes)", item.kind, item.path, item.size_bytes)
         log.info("daily clean-up (KEEP_RESULTS_DAYS=%d): %s", self.settings.keep_results_days, report.summary())
+
+    @tasks.loop(minutes=1)
+    async def sweep_challenges(self) -> None:
+        """Every minute, and at once at start-up: challenge phases whose deadlines passed, and their posts.
+
+        Shielded, so that a shutdown lets a sweep finish its post and store its id rather than cut in between.
+        """
+        self.challenge_sweep = asyncio.ensure_future(self.challenge_desk.sweep())
+        await asyncio.shield(self.challenge_sweep)
 
     @sweep_data.before_loop
     async def _before_first_sweep(self) -> None:
@@ -253,6 +273,9 @@ class Easel(commands.Bot):
 
     async def _shut_down(self) -> None:
         self.sweep_data.cancel()
+        self.sweep_challenges.cancel()
+        if self.challenge_sweep is not None:
+            await asyncio.wait({self.challenge_sweep}, timeout=SHUTDOWN_VIEWS_SECONDS)
         if self.runner is not None:
             await self.runner.stop()
         if self.delivering is not None:

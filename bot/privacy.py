@@ -1,14 +1,14 @@
 """`/forget-me`: delete everything that belongs to a person, and take their name off what others keep.
 
 What happens to each table is written down once, in REMOVED and ANONYMISED below; a table that a later
-feature adds (challenge entries, votes) gets its line there. tests/test_privacy.py checks that every
+feature adds gets its line there. tests/test_privacy.py checks that every
 column holding a user id (`user_id`, `*_by`, `reviewer_id`) is in one of the two lists.
 
 The rows go in one transaction; a running job refuses the whole request (StillRunning) and nothing
-changes. The files go after the commit, in a worker thread: the person's submission images, their jobs'
-result folders, and the uploads their jobs read that no remaining job reads. Only what lies directly in
-DATA_DIR/submissions, DATA_DIR/uploads or DATA_DIR/results is ever removed, whatever path a row holds,
-and no symlink is followed.
+changes. The files go after the commit, in a worker thread: the person's submission and challenge entry
+images, their jobs' result folders, and the uploads their jobs read that no remaining job reads. Only what
+lies directly in DATA_DIR/submissions, DATA_DIR/challenge-entries, DATA_DIR/uploads or DATA_DIR/results is
+ever removed, whatever path a row holds, and no symlink is followed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,19 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.errors import UserFacingError
 from bot.retention import IDS_PER_QUERY, human_size, remove_tree, strings_in
-from models import BlockedTerm, Job, JobStatus, LessonRun, Member, ModerationEvent, Review, Submission
+from models import (
+    BlockedTerm,
+    Challenge,
+    ChallengeEntry,
+    ChallengeVote,
+    Job,
+    JobStatus,
+    LessonRun,
+    Member,
+    ModerationEvent,
+    Review,
+    Submission,
+)
 from models.base import Base
 
 log = logging.getLogger(__name__)
@@ -71,6 +83,11 @@ REMOVED: tuple[Removal, ...] = (
     Removal("submissions", ("submission", "submissions"), Submission, Submission.user_id,
             returning=(Submission.id, Submission.image_path, Submission.posted_channel_id,
                        Submission.posted_message_id)),
+    Removal("challenge_votes", ("challenge vote", "challenge votes"), ChallengeVote, ChallengeVote.voter_id),
+    # Votes others gave their entries go with the entries (the foreign key cascades): the counts follow.
+    Removal("challenge_entries", ("challenge entry", "challenge entries"), ChallengeEntry, ChallengeEntry.user_id,
+            returning=(ChallengeEntry.id, ChallengeEntry.image_path, ChallengeEntry.challenge_id,
+                       ChallengeEntry.vote_message_id)),
     # Every status but running (StillRunning refuses that): the worker never loses a job under its feet.
     Removal("jobs", ("job", "jobs"), Job, Job.user_id,
             where=lambda user: and_(Job.user_id == user, Job.status != JobStatus.RUNNING),
@@ -85,6 +102,7 @@ REMOVED: tuple[Removal, ...] = (
 ANONYMISED: tuple[Anonymisation, ...] = (
     Anonymisation(Review.reviewer_id, None),  # reviews they wrote of others' submissions
     Anonymisation(LessonRun.started_by, None),  # lessons they opened as a host
+    Anonymisation(Challenge.created_by, None),  # challenges they created as a host
     Anonymisation(BlockedTerm.added_by, 0),  # terms they blocked as a host (the column is not nullable)
 )
 # ---------------------------------------------------------------------------------------------------------
@@ -112,6 +130,8 @@ class ForgetReport:
     reviews: int
     moderation_events: int
     members: int
+    challenge_votes: int
+    challenge_entries: int
     files: int  # files removed from the data folder (images, uploads, each file of a result folder)
     bytes_freed: int
     # (channel_id, message_id) of the bot's posts of their submissions and jobs, for the caller to delete.
@@ -156,21 +176,34 @@ async def forget_person(sessions: async_sessionmaker[AsyncSession], data_dir: Pa
         await _unlink_children(session, removed_jobs)
         upload_paths = [value for row in deleted["jobs"] for value in strings_in(row.spec)]
         still_read = await _names_remaining_jobs_read(session) if upload_paths else set()
+        entry_posts = await _entry_posts(session, deleted["challenge_entries"])
 
     submissions = deleted["submissions"]
+    images = [("submissions", row.id, row.image_path) for row in submissions]
+    images += [("challenge-entries", row.id, row.image_path) for row in deleted["challenge_entries"]]
     files, bytes_freed = await asyncio.to_thread(
-        _remove_files, data_dir, removed_jobs, [(row.id, row.image_path) for row in submissions],
-        upload_paths, still_read,
+        _remove_files, data_dir, removed_jobs, images, upload_paths, still_read,
     )
     counts = {label: len(rows) for label, rows in deleted.items()}
     report = ForgetReport(
         **counts, files=files, bytes_freed=bytes_freed, anonymised=anonymised,
         posted_messages=[(row.posted_channel_id, row.posted_message_id) for row in submissions
                          if row.posted_channel_id is not None and row.posted_message_id is not None]
-        + [post for row in deleted["jobs"] for post in _job_posts(row)],
+        + [post for row in deleted["jobs"] for post in _job_posts(row)] + entry_posts,
     )
     log.info("forgot a person at their request: %s", report.summary())  # their id stays out of the log
     return report
+
+
+async def _entry_posts(session: AsyncSession, entries: Sequence[Row[Any]]) -> list[tuple[int, int]]:
+    """The posts of their entries in the challenges' threads, where voting showed them."""
+    posted = [entry for entry in entries if entry.vote_message_id is not None]
+    if not posted:
+        return []
+    threads = dict((await session.execute(select(Challenge.id, Challenge.thread_id).where(
+        Challenge.id.in_({entry.challenge_id for entry in posted})))).all())
+    return [(threads[entry.challenge_id], entry.vote_message_id) for entry in posted
+            if threads.get(entry.challenge_id) is not None]
 
 
 def _job_posts(job: Row[Any]) -> list[tuple[int, int]]:
@@ -234,7 +267,7 @@ def _listed(parts: list[str]) -> str:
 # --- Files (blocking: run in a thread) --------------------------------------------------------------------
 
 
-def _remove_files(data_dir: Path, job_ids: list[int], images: list[tuple[int, str | None]],
+def _remove_files(data_dir: Path, job_ids: list[int], images: list[tuple[str, int, str | None]],
                   upload_paths: list[str], still_read: set[str]) -> tuple[int, int]:
     """Removes the files of the forgotten rows; returns (files removed, bytes freed)."""
     files = bytes_freed = 0
@@ -243,15 +276,15 @@ def _remove_files(data_dir: Path, job_ids: list[int], images: list[tuple[int, st
         for job_id in job_ids:
             removed = _remove_folder(results / f"job-{job_id}")  # a name we build: it cannot leave `results`
             files, bytes_freed = files + removed[0], bytes_freed + removed[1]
-    submissions = data_dir / "submissions"
-    for submission_id, image_path in images:
-        target = _directly_in(submissions, image_path) if image_path else None
-        # Only the submission's own file, <id>.<ext>: a row naming someone else's image leaves it alone.
-        if target is not None and target.name.split(".", 1)[0] == str(submission_id):
+    for folder_name, row_id, image_path in images:  # (folder, the row's id, the path the row holds)
+        folder = data_dir / folder_name
+        target = _directly_in(folder, image_path) if image_path else None
+        # Only the row's own file, <id>.<ext>: a row naming someone else's image leaves it alone.
+        if target is not None and target.name.split(".", 1)[0] == str(row_id):
             removed = _remove_file(target)
             files, bytes_freed = files + removed[0], bytes_freed + removed[1]
         elif image_path:
-            log.warning("a forgotten submission's image path is not its own file in %s; left alone", submissions)
+            log.warning("a forgotten image path is not its row's own file in %s; left alone", folder)
     uploads = data_dir / "uploads"
     seen: set[Path] = set()
     for value in upload_paths:

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     course_dir: Path = SHIPPED_COURSE
     max_submissions_per_exercise: int = Field(default=10, ge=1, le=1000)
 
+    # Challenges
+    max_challenge_entries: int = Field(default=100, ge=2, le=200)
+    max_active_challenges: int = Field(default=10, ge=1, le=100)
+
     # Retention
     keep_results_days: int = Field(default=30, ge=0)
 

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 FILES_PER_MESSAGE = 10
 FORGET_TEXT = (
     "This deletes everything Easel keeps that names you, in every server: your jobs and their images, your course "
-    "submissions and their reviews, refused prompts logged by moderation, and your member records. Reviews you "
-    "wrote and lessons you opened stay, without your name. It cannot be undone."
+    "submissions and their reviews, challenge entries and votes, refused prompts logged by moderation, and your "
+    "member records. Reviews you wrote, and lessons and challenges you opened, stay without your name. It cannot be "
+    "undone."
 )
 
 

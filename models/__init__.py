@@ -1,6 +1,7 @@
 """Easel's database tables (SQLAlchemy 2.0, typed `Mapped[]`). Neural networks live in `bot/art/`."""
 
 from models.base import Base
+from models.challenge import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote
 from models.course import Exercise, Lesson, LessonRun, Review, Submission, SubmissionStatus
 from models.guild import GuildSettings, Member
 from models.job import Job, JobStatus
@@ -11,6 +12,10 @@ __all__ = [
     "AppState",
     "Base",
     "BlockedTerm",
+    "Challenge",
+    "ChallengeEntry",
+    "ChallengePhase",
+    "ChallengeVote",
     "Exercise",
     "GuildSettings",
     "Job",

@@ -16,6 +16,10 @@ from models import (
     AppState,
     Base,
     BlockedTerm,
+    Challenge,
+    ChallengeEntry,
+    ChallengePhase,
+    ChallengeVote,
     Exercise,
     GuildSettings,
     Job,
@@ -30,14 +34,14 @@ from models import (
 )
 from models.base import utcnow
 
-ALICE, BOB = 101, 202
+ALICE, BOB, CAROL = 101, 202, 404
 GUILD, OTHER_GUILD = 1, 2
 
 
 def person_columns() -> list[Any]:
     """Every column of every table whose name says it holds a person's id."""
     return [column for table in Base.metadata.sorted_tables for column in table.columns
-            if column.name.endswith(("user_id", "_by")) or column.name == "reviewer_id"]
+            if column.name.endswith(("user_id", "_by")) or column.name in ("reviewer_id", "voter_id")]
 
 
 async def assert_nothing_names(sessions, user_id: int) -> None:
@@ -130,6 +134,8 @@ class World:
     alice_bytes: int = 0
     kept_files: set[Path] = field(default_factory=set)  # Bob's, and the upload both used
     alice_post: tuple[int, int] = (30, 31)
+    alice_entries: list[int] = field(default_factory=list)
+    alice_entry_post: tuple[int, int] = (60, 61)  # in the thread of the challenge it was shown in
 
 
 async def build_world(sessions, data_dir: Path) -> World:
@@ -177,12 +183,41 @@ async def build_world(sessions, data_dir: Path) -> World:
               Review(submission_id=first.id, reviewer_id=BOB, decision=SubmissionStatus.APPROVED, told_by="dm"),
               Review(submission_id=bobs.id, reviewer_id=ALICE, decision=SubmissionStatus.APPROVED, feedback="g"))
 
+    hers, his = await add_challenges(sessions, data_dir, world)
+
     world.alice_files = alice_results | {alice_only, alice_queued_input, Path(first.image_path),
-                                         Path(second.image_path)}
-    world.alice_bytes = 500 + 300 + 200 + 50 + 2000 + 300 + 700 + 800
-    world.kept_files = bob_results | {shared, bob_only, Path(bobs.image_path)}
+                                         Path(second.image_path), hers}
+    world.alice_bytes = 500 + 300 + 200 + 50 + 2000 + 300 + 700 + 800 + 600
+    world.kept_files = bob_results | {shared, bob_only, Path(bobs.image_path), his}
     assert files_under(data_dir) == world.alice_files | world.kept_files
     return world
+
+
+async def add_challenges(sessions, data_dir: Path, world: World) -> tuple[Path, Path]:
+    """Alice created one challenge and entered Bob's; each voted for the other's entry there, Carol for Bob's
+    entry in hers. Returns the paths of Alice's entry image and Bob's."""
+    deadlines = {"submissions_close_at": utcnow(), "voting_close_at": utcnow() + timedelta(days=1)}
+    hers = Challenge(guild_id=GUILD, title="Hers", theme="t", created_by=ALICE, channel_id=20, thread_id=50,
+                     phase=ChallengePhase.VOTING, **deadlines)
+    his = Challenge(guild_id=GUILD, title="His", theme="t", created_by=BOB, channel_id=20,
+                    thread_id=world.alice_entry_post[0], phase=ChallengePhase.VOTING, **deadlines)
+    await add(sessions, hers, his)
+    alice_entry = ChallengeEntry(challenge_id=his.id, user_id=ALICE, slot=1, number=1,
+                                 vote_message_id=world.alice_entry_post[1])
+    bob_entries = [ChallengeEntry(challenge_id=his.id, user_id=BOB, slot=1, number=2, vote_message_id=62),
+                   ChallengeEntry(challenge_id=hers.id, user_id=BOB, slot=1, number=1, vote_message_id=51)]
+    await add(sessions, alice_entry, *bob_entries)
+    world.alice_entries = [alice_entry.id]
+    images = []
+    async with sessions.begin() as session:
+        for entry, size in ((alice_entry, 600), (bob_entries[0], 650)):
+            image = write(data_dir / "challenge-entries" / f"{entry.id}.webp", size)
+            (await session.get(ChallengeEntry, entry.id)).image_path = str(image)
+            images.append(image)
+    await add(sessions, ChallengeVote(challenge_id=his.id, voter_id=ALICE, entry_id=bob_entries[0].id),
+              ChallengeVote(challenge_id=his.id, voter_id=BOB, entry_id=alice_entry.id),
+              ChallengeVote(challenge_id=hers.id, voter_id=CAROL, entry_id=bob_entries[1].id))
+    return images[0], images[1]
 
 
 def expected_after(before: dict[str, list[dict[str, Any]]], world: World) -> dict[str, list[dict[str, Any]]]:
@@ -197,8 +232,13 @@ def expected_after(before: dict[str, list[dict[str, Any]]], world: World) -> dic
                             for row in after["lesson_runs"]]
     after["blocked_terms"] = [row | {"added_by": 0 if row["added_by"] == ALICE else row["added_by"]}
                               for row in after["blocked_terms"]]
-    for name in ("moderation_events", "members"):
+    for name in ("moderation_events", "members", "challenge_entries"):
         after[name] = [row for row in after[name] if row["user_id"] != ALICE]
+    after["challenges"] = [row | {"created_by": None if row["created_by"] == ALICE else row["created_by"]}
+                           for row in after["challenges"]]
+    # Her votes go, and so do the votes others gave her entries: the counts follow.
+    after["challenge_votes"] = [row for row in after["challenge_votes"]
+                                if row["voter_id"] != ALICE and row["entry_id"] not in world.alice_entries]
     return after
 
 
@@ -213,16 +253,18 @@ async def test_forgetting_removes_their_rows_and_files_and_takes_their_name_off_
     assert after == expected_after(before, world)  # Bob's rows are as they were, but for her name and her job's id
     assert all(after[table.name] for table in Base.metadata.sorted_tables)  # nothing else was emptied
     assert files_under(data_dir) == world.kept_files
-    assert report == ForgetReport(jobs=4, submissions=2, reviews=2, moderation_events=2, members=2, files=8,
-                                  bytes_freed=world.alice_bytes, posted_messages=[world.alice_post], anonymised=3)
+    assert report == ForgetReport(jobs=4, submissions=2, reviews=2, moderation_events=2, members=2,
+                                  challenge_votes=1, challenge_entries=1, files=9, bytes_freed=world.alice_bytes,
+                                  posted_messages=[world.alice_post, world.alice_entry_post], anonymised=4)
     assert report.summary() == (
-        "Removed 4 jobs, 2 submissions, 2 reviews of your work, 2 moderation records, 2 server memberships and "
-        "8 files (4.8 kB of images); your name was taken off 3 records other people keep."
+        "Removed 4 jobs, 2 submissions, 2 reviews of your work, 2 moderation records, 2 server memberships, "
+        "1 challenge vote, 1 challenge entry and 9 files (5.5 kB of images); your name was taken off 4 records "
+        "other people keep."
     )
 
 
 async def test_every_column_that_names_a_person_is_removed_or_anonymised():
-    """A new table with a user id (challenge entries, votes) must get its line in bot/privacy.py."""
+    """A new table with a user id must get its line in bot/privacy.py."""
     named = {(column.table.name, column.name) for column in person_columns()
              if isinstance(column.type, Integer | BigInteger)}  # reviews.told_by says "dm" or "thread": no person
     assert named == covered_columns()
@@ -306,7 +348,8 @@ async def test_forgetting_twice_is_harmless(sessions, data_dir):
 
     again = await forget_person(sessions, data_dir, ALICE)
 
-    assert again == ForgetReport(jobs=0, submissions=0, reviews=0, moderation_events=0, members=0, files=0,
+    assert again == ForgetReport(jobs=0, submissions=0, reviews=0, moderation_events=0, members=0,
+                                 challenge_votes=0, challenge_entries=0, files=0,
                                  bytes_freed=0, posted_messages=[], anonymised=0)
     assert again.summary() == "Nothing about you was stored here, so there was nothing to remove."
     assert await dump(sessions) == after_first and files_under(data_dir) == files == world.kept_files

@@ -1,0 +1,292 @@
+"""Challenges end to end: the real bot against the fake Discord, with a clock the tests move (never slept through).
+
+A host creates a challenge, members enter blind, the sweeper opens the vote and closes it, the leaderboard counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote
+from tests.discord_fake import FakeDiscord, FakeMessage
+from tests.e2e.conftest import RunningBot, bot_settings
+from tests.e2e.test_generation import FAST, HOST_PERMISSIONS, job_id_of, png, wait_for_status
+
+START = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # a Saturday
+
+
+class Clock:
+    """The bot's clock: it moves only when a test says so."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def easel(fake: FakeDiscord, tmp_path: Path, clock: Clock):
+    running = ClockedBot(bot_settings(fake, tmp_path / "data", **FAST), clock)
+    yield running
+    await running.stop()
+
+
+class ClockedBot(RunningBot):
+    def __init__(self, settings, clock: Clock) -> None:
+        super().__init__(settings)
+        self.clock = clock
+
+    async def start(self, **options: object):
+        return await super().start(clock=self.clock, **options)
+
+
+async def create(fake: FakeDiscord, host, title: str = "A city that breathes", **options: object) -> FakeMessage:
+    values: dict[str, object] = {"title": title, "theme": "Streets that inhale at dawn.",
+                                 "entries_close": "in 3 days", "voting_closes": "in 5 days"} | options
+    interaction = await fake.send_command(host, "challenge", values, subcommand=["create"])
+    return await fake.answer(interaction)
+
+
+def challenge_id_of(reply: FakeMessage) -> int:
+    assert reply.content.startswith("Challenge #"), reply.content
+    return int(reply.content.split("#")[1].split(" ")[0])
+
+
+def thread_of(reply: FakeMessage) -> int:
+    return int(reply.content.split("<#")[1].split(">")[0])
+
+
+async def enter(fake: FakeDiscord, user, challenge_id: int, *, image: bytes | None = None, job: int | None = None,
+                title: str | None = None, **options: object) -> FakeMessage:
+    values: dict[str, object] = {"challenge": challenge_id} | options
+    if job is not None:
+        values["job"] = job
+    if title is not None:
+        values["title"] = title
+    attachments = {"image": ("entry.png", image, "image/png")} if image is not None else None
+    interaction = await fake.send_command(user, "challenge", values, subcommand=["enter"], attachments=attachments)
+    return await fake.answer(interaction)
+
+
+async def sweep(bot) -> None:
+    """What the minute's sweep does, now (the loop also runs it every minute)."""
+    await bot.challenge_desk.sweep()
+
+
+def vote_posts(fake: FakeDiscord, thread_id: int) -> dict[int, FakeMessage]:
+    """The entry posts in a challenge's thread, by their public number."""
+    posts = {}
+    for message in fake.messages(thread_id):
+        ids = [custom_id for custom_id in message.custom_ids() if custom_id.startswith("easel:vote:")]
+        if ids:
+            posts[int(message.content.split("#")[1].split("*")[0].split(" ")[0])] = message
+    return posts
+
+
+async def vote(fake: FakeDiscord, user, post: FakeMessage) -> FakeMessage:
+    custom_id = next(c for c in post.custom_ids() if c.startswith("easel:vote:"))
+    pressed = await fake.press_button(user, post, custom_id)
+    return await fake.answer(pressed)
+
+
+async def number_of(bot, challenge_id: int, user_id: int) -> int:
+    async with bot.sessions() as session:
+        return await session.scalar(select(ChallengeEntry.number).where(
+            ChallengeEntry.challenge_id == challenge_id, ChallengeEntry.user_id == user_id))
+
+
+async def phase_of(bot, challenge_id: int) -> ChallengePhase:
+    async with bot.sessions() as session:
+        return (await session.get(Challenge, challenge_id)).phase
+
+
+async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo, cy, dee = (fake.add_member(name) for name in ("ada", "bo", "cy", "dee"))
+
+    created = await create(fake, host)
+    assert created.ephemeral and "<t:" in created.content
+    challenge_id, thread_id = challenge_id_of(created), thread_of(created)
+    announcement = fake.messages(fake.channel_id)[-1]
+    embed = announcement.embeds[0]
+    assert "A city that breathes" in embed["title"]
+    closes = int((START + timedelta(days=3)).timestamp())
+    assert any(f"<t:{closes}:R>" in field["value"] for field in embed["fields"])  # counts down by itself
+
+    # Blind entries: each author alone sees a confirmation; nothing is posted in the thread.
+    before = len(fake.messages(thread_id))
+    first = await enter(fake, ada, challenge_id, image=png(colour=(250, 0, 0)), title="Red lungs")
+    assert first.ephemeral and "Only you can see it" in first.content and first.attachments
+    await enter(fake, bo, challenge_id, image=png(colour=(0, 250, 0)), title="Green breath")
+    run = await fake.send_command(cy, "cppn", {"size": 16, "steps": 2, "seed": 4})
+    await fake.answer(run)
+    await wait_for_status(fake, bot, job_id_of(run), "done")
+    await enter(fake, cy, challenge_id, job=job_id_of(run), title="Pattern city")
+    replaced = await enter(fake, ada, challenge_id, image=png(colour=(0, 0, 250)), title="Blue lungs")
+    assert "replaced your earlier one" in replaced.content
+    assert len(fake.messages(thread_id)) == before
+
+    # The deadline passes: the sweep opens the vote with a contact sheet and numbered, anonymous entries.
+    clock.advance(days=3, minutes=1)
+    await sweep(bot)
+    assert await phase_of(bot, challenge_id) == ChallengePhase.VOTING
+    posts = vote_posts(fake, thread_id)
+    assert sorted(posts) == [1, 2, 3]
+    titles = " ".join(post.content for post in posts.values())
+    assert "Blue lungs" in titles and "Red lungs" not in titles
+    assert not any(str(user.id) in post.content for post in posts.values() for user in (ada, bo, cy))
+    sheet = next(m for m in fake.messages(thread_id) if "here are all 3" in m.content)
+    assert sheet.attachments
+
+    by_author = {user.name: posts[await number_of(bot, challenge_id, user.id)] for user in (ada, bo, cy)}
+    own = await vote(fake, ada, by_author["ada"])
+    assert own.ephemeral and "your own entry" in own.content
+    assert "You voted for" in (await vote(fake, ada, by_author["bo"])).content
+    assert "You voted for" in (await vote(fake, bo, by_author["ada"])).content
+    assert "You voted for" in (await vote(fake, cy, by_author["bo"])).content
+    changed = await vote(fake, cy, by_author["ada"])  # Cy changes her mind
+    assert "moved from" in changed.content
+    assert "You voted for" in (await vote(fake, dee, by_author["cy"])).content
+
+    # Voting closes: authors revealed, ranked, winners pinged once and shown on a contact sheet.
+    clock.advance(days=2)
+    await sweep(bot)
+    assert await phase_of(bot, challenge_id) == ChallengePhase.CLOSED
+    results = fake.messages(thread_id)[-1]
+    ranking = results.embeds[0]["description"]
+    lines = ranking.splitlines()
+    assert f"<@{ada.id}>" in lines[0] and "2 votes" in lines[0] and "3 points" in lines[0]
+    assert "2nd" in lines[1] and "1 vote" in lines[1] and "2nd" in lines[2]  # Bo and Cy tie for second
+    assert results.attachments and results.embeds[0]["image"]["url"].startswith("attachment://winners")
+    late = await vote(fake, dee, by_author["bo"])
+    assert "has closed" in late.content
+
+    await sweep(bot)  # nothing is posted twice
+    assert fake.messages(thread_id)[-1].id == results.id
+
+    board = await fake.answer(await fake.send_command(bo, "leaderboard"))
+    assert not board.ephemeral
+    first_line = board.content.splitlines()[1]
+    assert f"<@{ada.id}> · 3 · 1 · 1" in first_line
+    assert f"<@{bo.id}> · 2 · 1 · 0" in board.content and f"<@{cy.id}> · 2 · 1 · 0" in board.content
+    assert fake.pings_of(ada) and not fake.pings_of(dee)
+
+
+async def test_a_restart_with_both_deadlines_passed_catches_up_in_order(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    challenge_id = challenge_id_of(await create(fake, host, entries_close="in 2 minutes",
+                                                voting_closes="in 4 minutes"))
+    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    await enter(fake, ada, challenge_id, image=png(colour=(10, 200, 10)))
+    await enter(fake, bo, challenge_id, image=png(colour=(10, 10, 200)))
+    await easel.stop()
+
+    clock.advance(minutes=10)  # both deadlines pass while the bot is down
+    bot = await easel.start()  # the start-up sweep catches up
+    await fake.wait_until(lambda: any("is closed" in m.content for m in fake.messages(thread_id)))
+    texts = [m.content for m in fake.messages(thread_id)]
+    opened = next(i for i, text in enumerate(texts) if "here are all 2" in text)
+    closed = next(i for i, text in enumerate(texts) if "is closed" in text)
+    assert opened < closed and len(vote_posts(fake, thread_id)) == 2
+
+    await easel.stop()
+    bot = await easel.start()
+    await sweep(bot)
+    assert [m.content for m in fake.messages(thread_id)] == texts  # nothing posted twice
+
+
+async def test_vote_buttons_work_after_a_restart(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    challenge_id = challenge_id_of(await create(fake, host))
+    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    await enter(fake, ada, challenge_id, image=png())
+    clock.advance(days=3, minutes=1)
+    await sweep(bot)
+    await easel.stop()
+    await easel.start()
+    posts = vote_posts(fake, thread_id)
+    assert "You voted for #1" in (await vote(fake, bo, posts[1])).content
+
+
+async def test_a_hundred_concurrent_votes_are_each_counted_once(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    challenge_id = challenge_id_of(await create(fake, host))
+    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    await enter(fake, ada, challenge_id, image=png(colour=(1, 2, 3)))
+    await enter(fake, bo, challenge_id, image=png(colour=(3, 2, 1)))
+    clock.advance(days=3, minutes=1)
+    await sweep(bot)
+    posts = vote_posts(fake, thread_id)
+    voters = [fake.add_member(f"voter{i}") for i in range(100)]
+    replies = await asyncio.gather(*(vote(fake, voter, posts[1 + i % 2]) for i, voter in enumerate(voters)))
+    assert all("You voted for" in reply.content for reply in replies)
+    async with bot.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ChallengeVote)) == 100
+    standings = await bot.challenges.standings(challenge_id)
+    assert sorted(s.votes for s in standings) == [50, 50]
+
+
+async def test_hosts_close_and_cancel_and_students_may_not(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    refused = await fake.answer(await fake.send_command(ada, "challenge", {
+        "title": "t", "theme": "t", "entries_close": "in 1 day", "voting_closes": "in 2 days"},
+        subcommand=["create"]))
+    assert "Only hosts" in refused.content
+
+    challenge_id = challenge_id_of(await create(fake, host))
+    await enter(fake, ada, challenge_id, image=png())
+    not_host = await fake.answer(await fake.send_command(ada, "challenge", {"challenge": challenge_id},
+                                                         subcommand=["close"]))
+    assert "Only hosts" in not_host.content
+    closed = await fake.answer(await fake.send_command(host, "challenge", {"challenge": challenge_id},
+                                                       subcommand=["close"]))
+    assert "voting is open" in closed.content
+    late = await enter(fake, bo, challenge_id, image=png())
+    assert "closed" in late.content and late.ephemeral
+    closed = await fake.answer(await fake.send_command(host, "challenge", {"challenge": challenge_id},
+                                                       subcommand=["close"]))
+    assert "results are posted" in closed.content
+    assert await phase_of(bot, challenge_id) == ChallengePhase.CLOSED
+
+    other = challenge_id_of(await create(fake, host, title="Another"))
+    cancelled = await fake.answer(await fake.send_command(host, "challenge", {"challenge": other},
+                                                          subcommand=["cancel"]))
+    assert "Cancelled" in cancelled.content and await phase_of(bot, other) == ChallengePhase.CANCELLED
+    thread_id = (await bot.challenges.get(other, fake.guild_id)).thread_id
+    assert "cancelled" in fake.messages(thread_id)[-1].content
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"entries_close": "yesterday"}, "already passed"),
+    ({"entries_close": "in 5 days", "voting_closes": "in 3 days"}, "Voting must close after entries close"),
+    ({"entries_close": "whenever you like"}, "could not read"),
+    ({"techniques": "nca, watercolour"}, "no technique `watercolour`"),
+])
+async def test_bad_challenges_are_refused_privately(fake, easel, options, expected):
+    await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    reply = await create(fake, host, **options)
+    assert reply.ephemeral and expected in reply.content, reply.content
