@@ -211,7 +211,7 @@ class ChallengeService:
                                   "finished jobs as `job`.")
         title = (title or "").strip() or None
         if title is not None and len(title) > TITLE_LENGTH:
-            raise UserFacingError(f"Your title is {len(title)} characters; keep it under {TITLE_LENGTH}.")
+            raise UserFacingError(f"Your title is {len(title)} characters; keep it to {TITLE_LENGTH} at most.")
         if title is not None:
             await self.intake.moderate(guild_id, user_id, [title])
         recipe = None
@@ -400,6 +400,8 @@ class ChallengeService:
     def _check_vote(self, entry: ChallengeEntry, challenge: Challenge, voter_id: int, now: datetime) -> None:
         if challenge.phase == ChallengePhase.OPEN:
             raise UserFacingError(f"Voting on **{challenge.title}** opens {timestamp(challenge.submissions_close_at)}.")
+        if challenge.phase == ChallengePhase.CANCELLED:
+            raise UserFacingError(f"**{challenge.title}** was cancelled, so there is nothing to vote on.")
         if challenge.phase != ChallengePhase.VOTING or now >= challenge.voting_close_at:
             raise UserFacingError(f"Voting on **{challenge.title}** has closed; the results are in its thread.")
         if entry.user_id == voter_id:
@@ -463,8 +465,8 @@ def rule_problems(challenge: Challenge, spec: JobSpec, job_id: int) -> list[str]
     """Each way a job breaks the challenge's rules, as its own sentence (empty: it keeps them)."""
     problems = []
     if challenge.techniques and spec.technique not in challenge.techniques:
-        problems.append(f"Job #{job_id} is a `{spec.technique}` job; this challenge takes only "
-                        f"{_either(challenge.techniques)} jobs.")
+        problems.append(f"Job #{job_id} was made with `{spec.technique}`; this challenge takes only jobs made with "
+                        f"{_either(challenge.techniques)}.")
     if challenge.required_words:
         prompt = getattr(spec.config, "prompt", None)
         if prompt is None:
@@ -517,8 +519,8 @@ def _slot_for(challenge: Challenge, mine: list[ChallengeEntry],
 def _listed_words(text: str | None) -> list[str]:
     words = [word.strip() for word in re.split(r"[,;]", text or "") if word.strip()]
     if len(words) > MOST_REQUIRED_WORDS or any(len(word) > WORD_LENGTH for word in words):
-        raise UserFacingError(f"Give at most {MOST_REQUIRED_WORDS} required words, separated by commas, each under "
-                              f"{WORD_LENGTH} characters.")
+        raise UserFacingError(f"Give at most {MOST_REQUIRED_WORDS} required words, separated by commas, each of "
+                              f"{WORD_LENGTH} characters at most.")
     return list(dict.fromkeys(words))
 
 
