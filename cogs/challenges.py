@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.challenges.deadlines import timestamp
 from bot.challenges.service import ACTIVE
 from bot.ui.attachments import read_attachment
-from bot.ui.challenges import challenge_embed, leaderboard_text, ranking_lines
+from bot.ui.challenges import challenge_embed, entries_text, leaderboard_text, ranking_lines
 from bot.ui.checks import host_only
 from bot.ui.fit import fit
 from models import ChallengePhase
@@ -136,8 +136,8 @@ class Challenges(commands.Cog):
             else:
                 state = f"voting closes {timestamp(challenge.voting_close_at, 'R')}"
             thread = f" · <#{challenge.thread_id}>" if challenge.thread_id else ""
-            lines.append(f"**#{challenge.id} {challenge.title}** · {state} · {counts.get(challenge.id, 0)} entries"
-                         f"{thread}")
+            lines.append(f"**#{challenge.id} {challenge.title}** · {state} · "
+                         f"{entries_text(counts.get(challenge.id, 0))}{thread}")
         await interaction.followup.send(fit("\n".join(lines)), ephemeral=True)
 
     @challenge.command(name="show", description="A challenge's theme, rules, deadlines, your entries and results")

@@ -310,6 +310,7 @@ class ChallengeService:
     async def advance(self, challenge: Challenge) -> Challenge:
         """Takes the next phase change whose deadline has passed (open -> voting, or -> closed without
         entries; voting -> closed), and returns the challenge as it is now."""
+        challenge = await self.get(challenge.id, challenge.guild_id)  # the caller's copy may be out of date
         now = self.clock()
         if challenge.phase == ChallengePhase.OPEN and now >= challenge.submissions_close_at:
             has_entries = bool((await self.entry_counts([challenge.id])).get(challenge.id))
@@ -364,8 +365,10 @@ class ChallengeService:
 
     # --- votes ------------------------------------------------------------------------------------------
 
-    async def vote(self, entry_id: int, guild_id: int, voter_id: int) -> VoteReceipt:
+    async def vote(self, entry_id: int, guild_id: int | None, voter_id: int) -> VoteReceipt:
         """Puts the member's one vote in the entry's challenge on this entry (moving it if they had voted).
+
+        Only members of the challenge's guild vote: `guild_id` is where the vote was cast (None in a DM).
 
         One guarded statement inserts or moves the vote, only while voting is open and never on their own
         entry, so many members voting at once are each counted once.
@@ -379,10 +382,12 @@ class ChallengeService:
                 .outerjoin(ChallengeVote, (ChallengeVote.challenge_id == Challenge.id)
                            & (ChallengeVote.voter_id == voter_id))
                 .outerjoin(voted_for, voted_for.id == ChallengeVote.entry_id)
-                .where(ChallengeEntry.id == entry_id, Challenge.guild_id == guild_id))).first()
+                .where(ChallengeEntry.id == entry_id))).first()
         if row is None:
             raise UserFacingError("This entry is no longer in the challenge. Vote for another one.")
         entry, challenge, previous = row
+        if guild_id is None or challenge.guild_id != guild_id:
+            raise UserFacingError("Only members of the server that runs this challenge can vote, in its thread.")
         self._check_vote(entry, challenge, voter_id, now)
         if previous == entry.number:
             return VoteReceipt(entry.number or 0, entry.number, challenge)

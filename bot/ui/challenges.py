@@ -22,7 +22,6 @@ import discord
 from bot.art.contact_sheet import Tile, contact_sheets
 from bot.challenges.deadlines import timestamp
 from bot.challenges.service import LeaderboardRow, Standing
-from bot.errors import UserFacingError
 from bot.ui.fit import EMBED_DESCRIPTION, THREAD_NAME, fit, fit_embed
 from bot.ui.views import AnsweringButton
 from models import Challenge, ChallengeEntry, ChallengePhase
@@ -69,8 +68,12 @@ def challenge_embed(challenge: Challenge, entries: int | None = None) -> discord
                         value=f"`/challenge enter challenge:{challenge.id}` with an `image` or a finished `job` of "
                               "yours. Entries stay hidden until entries close; then everyone votes, without names.")
     if entries is not None:
-        embed.set_footer(text=f"{entries} entr{'y' if entries == 1 else 'ies'} so far")
+        embed.set_footer(text=f"{entries_text(entries)} so far")
     return fit_embed(embed)
+
+
+def entries_text(count: int) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
 
 
 def entry_label(entry: ChallengeEntry) -> str:
@@ -127,7 +130,8 @@ def _path(entry: ChallengeEntry) -> Path:
 
 class VoteButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
                  template=r"easel:vote:(?P<entry_id>[0-9]+)"):
-    """Puts the presser's one vote on this entry. Answered at once, without a defer: it is one short write."""
+    """Puts the presser's one vote on this entry (the service checks it was pressed in the challenge's guild).
+    Answered at once, without a defer: it is one short read and one short write."""
 
     def __init__(self, entry_id: int, number: int | None = None) -> None:
         super().__init__(discord.ui.Button(label=f"Vote for #{number}" if number else "Vote", emoji="🗳️",
@@ -139,8 +143,6 @@ class VoteButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
         return cls(int(match["entry_id"]))
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
-        if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
-            raise UserFacingError("Only members of the server that runs this challenge can vote.")
         receipt = await interaction.client.challenges.vote(self.entry_id, interaction.guild_id, interaction.user.id)
         until = timestamp(receipt.challenge.voting_close_at, "R")
         if receipt.previous_number == receipt.number:

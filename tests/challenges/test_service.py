@@ -633,8 +633,9 @@ async def test_votes_are_refused_outside_voting_and_on_your_own_entry(service, s
     challenge, entries = await voting_challenge(service, clock, ADA, BO, title="Running")
     with pytest.raises(UserFacingError, match="your own entry"):
         await service.vote(entries[ADA].id, GUILD, ADA)
-    with pytest.raises(UserFacingError, match="no longer in the challenge"):
-        await service.vote(entries[ADA].id, OTHER_GUILD, CY)
+    for elsewhere in (OTHER_GUILD, None):  # another server, or a direct message
+        with pytest.raises(UserFacingError, match="Only members of the server that runs this challenge"):
+            await service.vote(entries[ADA].id, elsewhere, CY)
     with pytest.raises(UserFacingError, match="no longer in the challenge"):
         await service.vote(123456, GUILD, CY)
     await service.vote(entries[ADA].id, GUILD, CY)

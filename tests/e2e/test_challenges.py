@@ -290,3 +290,164 @@ async def test_bad_challenges_are_refused_privately(fake, easel, options, expect
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     reply = await create(fake, host, **options)
     assert reply.ephemeral and expected in reply.content, reply.content
+
+
+async def test_posts_cut_short_by_discord_are_finished_by_the_next_sweep_and_never_repeated(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    authors = [fake.add_member(f"author{i}") for i in range(4)]
+    challenge_id = challenge_id_of(await create(fake, host))
+    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    for index, author in enumerate(authors):
+        await enter(fake, author, challenge_id, image=png(colour=(60 * index, 90, 30)))
+
+    # Discord refuses the third post for longer than the bot waits: the sweep stops there.
+    clock.advance(days=3, minutes=1)
+    fake.rate_limit_next(1, f"/channels/{thread_id}/messages", retry_after=0.0)  # absorbed: discord.py retries
+    await sweep(bot)
+    assert len(vote_posts(fake, thread_id)) == 4
+    challenge = await bot.challenges.get(challenge_id, fake.guild_id)
+    assert challenge.published_phase == ChallengePhase.VOTING
+
+    # A restart in the middle of the posts: the rows say which posts exist, so the rest follow once.
+    async with bot.sessions() as session:
+        entries = list(await session.scalars(select(ChallengeEntry).where(ChallengeEntry.challenge_id == challenge_id)
+                                             .order_by(ChallengeEntry.number)))
+    for entry in entries[2:]:  # as if the bot died after posting the first two entries
+        fake.delete_message(next(m for m in fake.messages(thread_id) if f"easel:vote:{entry.id}" in m.custom_ids()))
+    async with bot.sessions.begin() as session:
+        for entry in entries[2:]:
+            (await session.get(ChallengeEntry, entry.id)).vote_message_id = None
+        (await session.get(Challenge, challenge_id)).published_phase = ChallengePhase.OPEN
+    await easel.stop()
+    bot = await easel.start()
+    await fake.wait_until(lambda: len(vote_posts(fake, thread_id)) == 4)
+    await sweep(bot)
+    sheets = [m for m in fake.messages(thread_id) if "here are all 4" in m.content]
+    assert len(sheets) == 1 and len(vote_posts(fake, thread_id)) == 4
+    assert (await bot.challenges.get(challenge_id, fake.guild_id)).published_phase == ChallengePhase.VOTING
+
+
+async def test_forget_me_removes_entries_and_votes_and_the_counts_follow(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo, cy = fake.add_member("ada"), fake.add_member("bo"), fake.add_member("cy")
+    challenge_id = challenge_id_of(await create(fake, host))
+    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    for person in (ada, bo):
+        await enter(fake, person, challenge_id, image=png(colour=(9, 9, 9)))
+    clock.advance(days=3, minutes=1)
+    await sweep(bot)
+    posts = vote_posts(fake, thread_id)
+    ada_post = posts[await number_of(bot, challenge_id, ada.id)]
+    bo_post = posts[await number_of(bot, challenge_id, bo.id)]
+    await vote(fake, ada, bo_post)
+    await vote(fake, bo, ada_post)
+    await vote(fake, cy, bo_post)
+    assert sorted(s.votes for s in await bot.challenges.standings(challenge_id)) == [1, 2]
+
+    asked = await fake.send_command(ada, "forget-me")
+    await fake.wait_for_response(asked)
+    pressed = await fake.press_button(ada, asked.original, f"easel:forget:{ada.id}")
+    summary = (await fake.answer(pressed)).content
+    assert "1 challenge vote" in summary and "1 challenge entry" in summary
+
+    standings = await bot.challenges.standings(challenge_id)
+    assert [(s.entry.user_id, s.votes) for s in standings] == [(bo.id, 1)]  # her vote for Bo is gone too
+    assert ada_post.deleted and not bo_post.deleted
+    assert not list((easel.settings.data_dir / "challenge-entries").glob(f"{ada_post.id}*"))
+    async with bot.sessions() as session:
+        left = set(await session.scalars(select(ChallengeEntry.image_path)))
+    on_disk = {str(path) for path in (easel.settings.data_dir / "challenge-entries").iterdir()}
+    assert on_disk == left
+    refused = await vote(fake, bo, ada_post)  # a button left in someone's client
+    assert "no longer in the challenge" in refused.content
+
+
+async def test_list_show_autocomplete_and_the_leaderboard_before_any_winner(fake, easel, clock):
+    await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    empty = await fake.answer(await fake.send_command(ada, "challenge", subcommand=["list"]))
+    assert "No challenge is running" in empty.content
+    board = await fake.answer(await fake.send_command(ada, "leaderboard"))
+    assert "nobody has points" in board.content
+
+    first = challenge_id_of(await create(fake, host, title="Breathing city"))
+    second = challenge_id_of(await create(fake, host, title="Quiet sea", entries_close="in 1 hour",
+                                          voting_closes="in 2 hours"))
+    await enter(fake, ada, first, image=png(), title="My lungs")
+    await enter(fake, bo, second, image=png())
+    await fake.answer(await fake.send_command(host, "challenge", {"challenge": second}, subcommand=["close"]))
+
+    listing = await fake.answer(await fake.send_command(ada, "challenge", subcommand=["list"]))
+    assert listing.ephemeral
+    assert f"#{first} Breathing city** · entries close <t:" in listing.content and "1 entry ·" in listing.content
+    assert f"#{second} Quiet sea" in listing.content and "voting closes <t:" in listing.content
+
+    typed = await fake.autocomplete(ada, "challenge", "challenge", "city", subcommand=["enter"])
+    await fake.wait_for_response(typed)
+    assert [c["value"] for c in typed.responses[0].data["choices"]] == [first]
+    typed = await fake.autocomplete(ada, "challenge", "challenge", "", subcommand=["enter"])
+    await fake.wait_for_response(typed)
+    assert [c["value"] for c in typed.responses[0].data["choices"]] == [first]  # only open ones take entries
+
+    shown = await fake.answer(await fake.send_command(ada, "challenge", {"challenge": first}, subcommand=["show"]))
+    assert shown.ephemeral and "Your entries: 1. My lungs" in shown.content
+    assert shown.embeds[0]["footer"]["text"] == "1 entry so far"
+    other = fake.add_member("other")
+    theirs = await fake.answer(await fake.send_command(other, "challenge", {"challenge": first}, subcommand=["show"]))
+    assert "My lungs" not in theirs.content  # blind: nobody else sees an entry
+    elsewhere_guild = fake.add_guild("Elsewhere")
+    stranger = fake.add_member("stranger", guild_id=elsewhere_guild)
+    channel = fake.guilds[elsewhere_guild].channel_id
+    missing = await fake.answer(await fake.send_command(stranger, "challenge", {"challenge": first},
+                                                        subcommand=["show"], channel_id=channel))
+    assert f"no challenge #{first} in this server" in missing.content
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("not an image", "image"),
+    ("someone else's job", "is not one of yours"),
+    ("wrong technique", "takes only jobs made with `nca`"),
+    ("missing words", "lacks “harbour”"),
+    ("uploads off", "takes only jobs made with Easel"),
+    ("blocked title", "hosts do not allow that text"),
+    ("both", "Enter one piece of work"),
+    ("no such challenge", "There is no challenge #999"),
+    ("after the deadline", "closed"),
+])
+async def test_bad_entries_are_refused_privately_and_store_nothing(fake, easel, clock, case, expected):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    ada, bo = fake.add_member("ada"), fake.add_member("bo")
+    rules = {"techniques": "nca", "required_words": "harbour", "uploads": False} if case in (
+        "wrong technique", "missing words", "uploads off") else {}
+    if case == "missing words":
+        rules["techniques"] = "imagine"
+    challenge_id = challenge_id_of(await create(fake, host, **rules))
+    image, job, title, target = png(), None, None, challenge_id
+    if case in ("someone else's job", "wrong technique", "missing words", "both"):
+        owner = bo if case == "someone else's job" else ada
+        if case == "missing words":
+            run = await fake.send_command(owner, "imagine", {"prompt": "a lighthouse", "size": 32, "steps": 1})
+        else:
+            run = await fake.send_command(owner, "cppn", {"size": 16, "steps": 2})
+        await fake.answer(run)
+        job = (await wait_for_status(fake, bot, job_id_of(run), "done")).id
+        image = png() if case == "both" else None
+    if case == "not an image":
+        image = b"this is not a picture"
+    if case == "blocked title":
+        await fake.answer(await fake.send_command(host, "easel", {"kind": "word", "value": "gloom"},
+                                                  subcommand=["moderation", "add"]))
+        title = "Gloom city"
+    if case == "no such challenge":
+        target = 999
+    if case == "after the deadline":
+        clock.advance(days=3, seconds=1)  # passed, though no sweep has run yet
+    reply = await enter(fake, ada, target, image=image, job=job, title=title)
+    assert reply.ephemeral and expected in reply.content, reply.content
+    async with bot.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ChallengeEntry)) == 0
+    assert not any((easel.settings.data_dir / "challenge-entries").glob("*"))
