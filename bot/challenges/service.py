@@ -394,7 +394,7 @@ class ChallengeService:
         # One vote written at a time in this process: on SQLite, writers racing on several connections wait
         # in SQLite's busy handler, whose sleeps (up to 100 ms each) made the slowest acknowledgements.
         async with self._vote_writes, self.sessions.begin() as session:
-            counted = await session.execute(_vote_statement(session.bind.dialect.name, entry.id, guild_id,
+            counted = await session.execute(vote_statement(session.bind.dialect.name, entry.id, guild_id,
                                                             voter_id, now))
         if counted.rowcount != 1:  # the phase changed or the entry went between our read and the write
             fresh = await self.get(challenge.id, guild_id)
@@ -485,7 +485,7 @@ def rule_problems(challenge: Challenge, spec: JobSpec, job_id: int) -> list[str]
     return problems
 
 
-def _vote_statement(dialect: str, entry_id: int, guild_id: int, voter_id: int, now: datetime) -> Any:
+def vote_statement(dialect: str, entry_id: int, guild_id: int, voter_id: int, now: datetime) -> Any:
     """INSERT the vote, or move it on conflict, from a SELECT that finds the entry only while its challenge
     takes votes and only if it is not the voter's own. FOR SHARE makes a racing close wait (PostgreSQL)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

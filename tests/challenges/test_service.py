@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.artwork import ArtworkIntake
-from bot.challenges.service import ChallengeService, EntryReceipt, rule_problems
+from bot.challenges.service import ChallengeService, EntryReceipt, rule_problems, vote_statement
 from bot.errors import UserFacingError
 from bot.guilds import GuildService
 from bot.jobs.repository import JobRepository
@@ -742,3 +742,24 @@ async def test_the_leaderboard_counts_closed_challenges_only_and_follows_the_vot
         await session.execute(delete(ChallengeVote).where(ChallengeVote.voter_id == 105))
     board = [(r.user_id, r.points, r.entered, r.won) for r in await service.leaderboard(GUILD)]
     assert board == [(ADA, 3, 2, 1), (BO, 3, 2, 1), (CY, 1, 1, 0), (DEE, 0, 1, 0)]
+
+
+async def test_thevote_statement_itself_refuses_what_the_checks_before_it_refuse(service, clock, sessions):
+    """The guarded INSERT is what holds when a phase changes between the read and the write."""
+    challenge, entries = await voting_challenge(service, clock, ADA, BO, title="Raced")
+
+    async def counted(entry_id: int, guild_id: int, voter_id: int, now) -> int:
+        async with sessions.begin() as session:
+            result = await session.execute(vote_statement("sqlite", entry_id, guild_id, voter_id, now))
+        return result.rowcount
+
+    assert await counted(entries[ADA].id, GUILD, ADA, clock()) == 0  # her own entry
+    assert await counted(entries[ADA].id, OTHER_GUILD, BO, clock()) == 0  # another server
+    assert await counted(entries[ADA].id, GUILD, BO, challenge.voting_close_at) == 0  # the deadline passed
+    assert await counted(entries[ADA].id, GUILD, BO, clock()) == 1
+    assert await counted(entries[BO].id, GUILD, CY, clock()) == 1
+    assert await counted(entries[ADA].id, GUILD, CY, clock()) == 1  # moved, not added
+    await service.transition(challenge.id, ChallengePhase.VOTING, ChallengePhase.CLOSED)
+    assert await counted(entries[BO].id, GUILD, ADA, clock()) == 0  # closed
+    standings = {s.entry.user_id: s.votes for s in await service.standings(challenge.id)}
+    assert standings == {ADA: 2, BO: 0}
