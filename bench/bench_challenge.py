@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import io
 import logging
-import math
 import os
 import random
 import tempfile
@@ -33,6 +32,7 @@ from discord.ext import commands
 from PIL import Image
 from sqlalchemy import func, select
 
+from bench.figures import figure, percentile
 from bot.client import Easel
 from bot.endpoints import configure_discord_endpoints
 from models import ChallengeVote
@@ -40,18 +40,6 @@ from tests.discord_fake import FakeDiscord, FakeMessage
 from tests.e2e.conftest import READY_TIMEOUT, RunningBot, bot_settings
 
 HOST_PERMISSIONS = 1 << 5  # Manage Server
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def figure(name: str, value: object) -> None:
-    if isinstance(value, float):
-        value = f"{value:.2f}"
-    print(f"{name}={value}", flush=True)
 
 
 def png(seed: int) -> bytes:

@@ -38,6 +38,7 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
+from bench.figures import figure, percentile
 from bot import db
 from bot.art.models import ModelChoice
 from bot.art.technique import RunContext, RunResult, param
@@ -110,18 +111,6 @@ def noop_command() -> app_commands.Command:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def figure(name: str, value: object) -> None:
-    if isinstance(value, float):
-        value = f"{value:.2f}"
-    print(f"{name}={value}", flush=True)
 
 
 def job_id_of(interaction: FakeInteraction) -> int:
