@@ -22,6 +22,7 @@ import discord
 from bot.art.contact_sheet import Tile, contact_sheets
 from bot.challenges.deadlines import timestamp
 from bot.challenges.service import LeaderboardRow, Standing
+from bot.jobs.spec import JobSpec
 from bot.ui.fit import EMBED_DESCRIPTION, THREAD_NAME, fit, fit_embed
 from bot.ui.views import AnsweringButton
 from models import Challenge, ChallengeEntry, ChallengePhase
@@ -103,6 +104,20 @@ def leaderboard_text(rows: Sequence[LeaderboardRow], asker_id: int) -> str:
     if mine is not None and mine[0] > LEADERBOARD_LINES:
         lines.append(f"…\n{mine[0]}. you · {mine[1].points} · {mine[1].entered} · {mine[1].won}")
     return fit("\n".join(lines))
+
+
+def winner_recipes(winners: Sequence[Standing]) -> list[str]:
+    """The recipe of each winning job entry, so everyone can learn from it (uploads have none)."""
+    lines = []
+    for standing in winners:
+        if standing.entry.recipe is None:
+            continue
+        try:
+            recipe = JobSpec.from_dict(standing.entry.recipe).describe()
+        except (KeyError, TypeError, ValueError):  # a technique or parameter this version no longer has
+            continue
+        lines.append(f"#{standing.entry.number}: `{recipe}`")
+    return lines
 
 
 def ordinal(place: int) -> str:
@@ -207,7 +222,19 @@ class ChallengeDesk:
             message = await self._thread(challenge).send(
                 f"**{challenge.title}** was cancelled by a host. Thank you to everyone who took part.")
             await self.service.record_posts(challenge.id, final_message_id=message.id)
+        if challenge.phase != ChallengePhase.OPEN:
+            await self._refresh_announcement(challenge)
         await self.service.mark_published(challenge.id, challenge.phase)
+
+    async def _refresh_announcement(self, challenge: Challenge) -> None:
+        """The announcement shows the current phase (an edit: repeating it after a restart changes nothing)."""
+        assert challenge.announcement_message_id is not None
+        channel = self.bot.messageable(challenge.channel_id)
+        try:
+            await channel.get_partial_message(challenge.announcement_message_id).edit(  # type: ignore[attr-defined]
+                embed=challenge_embed(challenge))
+        except discord.HTTPException:
+            log.info("challenge %s: could not update its announcement", challenge.id)
 
     async def _announce(self, challenge: Challenge) -> Challenge:
         """The announcement in the workshop channel and the thread opened from it."""
@@ -264,6 +291,9 @@ class ChallengeDesk:
                               description=fit("\n".join(ranking_lines(standings[:RANKING_LINES])), EMBED_DESCRIPTION))
         if len(standings) > RANKING_LINES:
             embed.set_footer(text=f"/challenge show challenge:{challenge.id} lists all {len(standings)} entries.")
+        recipes = winner_recipes(winners)
+        if recipes:
+            embed.add_field(name="How the winners were made", value="\n".join(recipes), inline=False)
         if winners:
             names = ", ".join(dict.fromkeys(f"<@{s.entry.user_id}>" for s in winners))
             text = f"**{challenge.title}** is closed! Congratulations {names}!"

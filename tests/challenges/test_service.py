@@ -358,6 +358,8 @@ async def test_entries_after_the_deadline_are_refused_before_any_sweep(service, 
         await enter(service, challenge, BO)
     with pytest.raises(UserFacingError, match="closed"):
         await enter(service, challenge, ADA)  # nor may an entry be replaced
+    with pytest.raises(UserFacingError, match="closed"):  # said first: nothing else about the entry matters now
+        await enter(service, challenge, CY, image=b"not a picture", title="x" * 500)
     assert [e.user_id for e in await service.entries(challenge.id)] == [ADA]
 
 

@@ -61,6 +61,12 @@ async def create(fake: FakeDiscord, host, title: str = "A city that breathes", *
     return await fake.answer(interaction)
 
 
+async def open_challenge(fake: FakeDiscord, bot, host, **options: object) -> tuple[int, int]:
+    """A host's new challenge: its id and its thread's."""
+    challenge_id = challenge_id_of(await create(fake, host, **options))
+    return challenge_id, (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+
+
 def challenge_id_of(reply: FakeMessage) -> int:
     assert reply.content.startswith("Challenge #"), reply.content
     return int(reply.content.split("#")[1].split(" ")[0])
@@ -173,6 +179,10 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     assert f"<@{ada.id}>" in lines[0] and "2 votes" in lines[0] and "3 points" in lines[0]
     assert "2nd" in lines[1] and "1 vote" in lines[1] and "2nd" in lines[2]  # Bo and Cy tie for second
     assert results.attachments and results.embeds[0]["image"]["url"].startswith("attachment://winners")
+    recipes = next(field for field in results.embeds[0]["fields"] if field["name"] == "How the winners were made")
+    assert recipes["value"].startswith(f"#{await number_of(bot, challenge_id, cy.id)}: `cppn · seed 4")
+    phase = next(field["value"] for field in announcement.embeds[0]["fields"] if field["name"] == "Phase")
+    assert phase == "closed"  # the announcement shows the phase
     late = await vote(fake, dee, by_author["bo"])
     assert "has closed" in late.content
 
@@ -191,9 +201,8 @@ async def test_a_restart_with_both_deadlines_passed_catches_up_in_order(fake, ea
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
-    challenge_id = challenge_id_of(await create(fake, host, entries_close="in 2 minutes",
-                                                voting_closes="in 4 minutes"))
-    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    challenge_id, thread_id = await open_challenge(fake, bot, host, entries_close="in 2 minutes",
+                                                   voting_closes="in 4 minutes")
     await enter(fake, ada, challenge_id, image=png(colour=(10, 200, 10)))
     await enter(fake, bo, challenge_id, image=png(colour=(10, 10, 200)))
     await easel.stop()
@@ -216,8 +225,7 @@ async def test_vote_buttons_work_after_a_restart(fake, easel, clock):
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
-    challenge_id = challenge_id_of(await create(fake, host))
-    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    challenge_id, thread_id = await open_challenge(fake, bot, host)
     await enter(fake, ada, challenge_id, image=png())
     clock.advance(days=3, minutes=1)
     await sweep(bot)
@@ -231,8 +239,7 @@ async def test_a_hundred_concurrent_votes_are_each_counted_once(fake, easel, clo
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     ada, bo = fake.add_member("ada"), fake.add_member("bo")
-    challenge_id = challenge_id_of(await create(fake, host))
-    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    challenge_id, thread_id = await open_challenge(fake, bot, host)
     await enter(fake, ada, challenge_id, image=png(colour=(1, 2, 3)))
     await enter(fake, bo, challenge_id, image=png(colour=(3, 2, 1)))
     clock.advance(days=3, minutes=1)
@@ -296,8 +303,7 @@ async def test_posts_cut_short_by_discord_are_finished_by_the_next_sweep_and_nev
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     authors = [fake.add_member(f"author{i}") for i in range(4)]
-    challenge_id = challenge_id_of(await create(fake, host))
-    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    challenge_id, thread_id = await open_challenge(fake, bot, host)
     for index, author in enumerate(authors):
         await enter(fake, author, challenge_id, image=png(colour=(60 * index, 90, 30)))
 
@@ -336,8 +342,7 @@ async def test_forget_me_removes_entries_and_votes_and_the_counts_follow(fake, e
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
     ada, bo, cy = fake.add_member("ada"), fake.add_member("bo"), fake.add_member("cy")
-    challenge_id = challenge_id_of(await create(fake, host))
-    thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
+    challenge_id, thread_id = await open_challenge(fake, bot, host)
     for person in (ada, bo):
         await enter(fake, person, challenge_id, image=png(colour=(9, 9, 9)))
     clock.advance(days=3, minutes=1)
