@@ -6,6 +6,7 @@ every member sees in their own time, so a host sees at once what was understood.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import dateparser
@@ -14,6 +15,7 @@ from bot.errors import UserFacingError
 
 SHORTEST_PHASE = timedelta(minutes=1)  # a speed round during a live workshop
 LONGEST_AHEAD = timedelta(days=366)
+WEEKDAY = re.compile(r"\b(mon|tue|wed|thu|fri|sat|sun)[a-z]*\b", re.IGNORECASE)
 EXAMPLES = "`in 3 days`, `friday 18:00`, `tomorrow 9am` or `2026-12-24 18:00` (UTC unless you add a zone)"
 
 
@@ -29,6 +31,10 @@ def parse_deadline(text: str, now: datetime) -> datetime:
     parsed = dateparser.parse(text.strip()[:100], languages=["en"], settings=settings)  # type: ignore[arg-type]
     if parsed is None:
         raise UserFacingError(f"I could not read `{text[:100]}` as a date. Try {EXAMPLES}.")
+    # dateparser reads "friday 18:00" on a Friday morning as next week's; people mean this evening.
+    a_week_earlier = parsed - timedelta(days=7)
+    if WEEKDAY.search(text) and "next" not in text.lower() and a_week_earlier > now:
+        parsed = a_week_earlier
     return parsed.astimezone(UTC)
 
 

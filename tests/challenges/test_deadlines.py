@@ -26,6 +26,19 @@ def test_deadlines_are_read_relative_to_now_and_stored_in_utc(text, expected):
     assert parsed.utcoffset() == timedelta(0)
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("friday 18:00", datetime(2026, 12, 11, 18, 0, tzinfo=UTC)),  # this evening, not next week
+    ("fri 6pm", datetime(2026, 12, 11, 18, 0, tzinfo=UTC)),
+    ("friday 9:00", datetime(2026, 12, 18, 9, 0, tzinfo=UTC)),  # this morning has passed: next week
+    ("friday", datetime(2026, 12, 18, 0, 0, tzinfo=UTC)),
+    ("next friday 18:00", datetime(2026, 12, 18, 18, 0, tzinfo=UTC)),
+    ("saturday 10:00", datetime(2026, 12, 12, 10, 0, tzinfo=UTC)),
+])
+def test_a_weekday_named_on_that_day_means_the_nearest_one_still_ahead(text, expected):
+    friday_morning = datetime(2026, 12, 11, 10, 0, tzinfo=UTC)
+    assert parse_deadline(text, friday_morning) == expected
+
+
 def test_relative_deadlines_count_from_now_whatever_its_zone():
     in_paris = NOW.astimezone(timezone(timedelta(hours=1)))  # 13:00 there: the same moment
     assert parse_deadline("in 3 days", in_paris) == datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
