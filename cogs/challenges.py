@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.challenges.deadlines import timestamp
 from bot.challenges.service import ACTIVE
+from bot.errors import UserFacingError
 from bot.ui.attachments import read_attachment
 from bot.ui.challenges import challenge_embed, entries_text, leaderboard_text, ranking_lines
 from bot.ui.checks import host_only
@@ -50,12 +51,19 @@ class Challenges(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None and interaction.channel_id is not None
         config = await self.bot.guild_service.get(interaction.guild_id)
+        channel_id = config.workshop_channel_id or interaction.channel_id
         challenge = await self.bot.challenges.create(
-            guild_id=interaction.guild_id, host_id=interaction.user.id,
-            channel_id=config.workshop_channel_id or interaction.channel_id, title=title, theme=theme,
-            submissions_close=entries_close, voting_close=voting_closes, required_words=required_words,
+            guild_id=interaction.guild_id, host_id=interaction.user.id, channel_id=channel_id, title=title,
+            theme=theme, submissions_close=entries_close, voting_close=voting_closes, required_words=required_words,
             techniques=techniques, entries_per_member=entries_per_member, uploads_allowed=uploads)
-        challenge = await self.bot.challenge_desk.catch_up(challenge)
+        try:
+            challenge = await self.bot.challenge_desk.catch_up(challenge)
+        except discord.Forbidden:
+            announcement_id = await self.bot.challenges.discard_unannounced(challenge.id)
+            await self.bot.delete_posts([(channel_id, announcement_id)])
+            raise UserFacingError(
+                f"I may not post or open threads in <#{channel_id}>, so the challenge was not created. A host can "
+                "give me Send Messages, Create Public Threads and Attach Files there; then create it again.") from None
         where = f" in <#{challenge.thread_id}>" if challenge.thread_id else ""
         await interaction.followup.send(
             f"Challenge #{challenge.id} **{challenge.title}** is open{where}. Entries close "

@@ -136,6 +136,16 @@ class ChallengeService:
                     "at once. Close or cancel one (/challenge list shows them), then create this one.")
         return challenge
 
+    async def discard_unannounced(self, challenge_id: int) -> int | None:
+        """Deletes a challenge whose announcement never got out (the bot may not post there); returns the id
+        of an announcement that did get out without its thread, for the caller to delete."""
+        async with self.sessions.begin() as session:
+            removed = await session.execute(delete(Challenge).where(
+                Challenge.id == challenge_id, Challenge.published_phase.is_(None)
+            ).returning(Challenge.announcement_message_id))
+            row = removed.first()
+        return row[0] if row else None
+
     async def record_posts(self, challenge_id: int, **message_ids: int | None) -> None:
         """Stores the ids of posts just made (announcement_message_id, thread_id, voting_sheet_message_id,
         final_message_id), before the next post is made."""

@@ -460,3 +460,16 @@ async def test_bad_entries_are_refused_privately_and_store_nothing(fake, easel, 
     async with bot.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(ChallengeEntry)) == 0
     assert not any((easel.settings.data_dir / "challenge-entries").glob("*"))
+
+
+@pytest.mark.parametrize("denied", ["send_messages", "create_public_threads"])
+async def test_a_channel_the_bot_may_not_post_in_creates_no_challenge_and_says_why(fake, easel, denied):
+    bot = await easel.start()
+    fake.deny_bot_permission(fake.channel_id, denied)
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    reply = await create(fake, host)
+    assert reply.ephemeral and "may not post or open threads" in reply.content, reply.content
+    async with bot.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Challenge)) == 0
+    assert fake.messages(fake.channel_id) == []  # an announcement without its thread is taken back
+    await sweep(bot)  # and the sweeper has nothing left to retry
