@@ -6,6 +6,7 @@ Time is a mutable clock handed to the service; a test moves it instead of sleepi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -765,3 +766,26 @@ async def test_thevote_statement_itself_refuses_what_the_checks_before_it_refuse
     assert await counted(entries[BO].id, GUILD, ADA, clock()) == 0  # closed
     standings = {s.entry.user_id: s.votes for s in await service.standings(challenge.id)}
     assert standings == {ADA: 2, BO: 0}
+
+
+async def test_a_vote_racing_the_close_is_refused_and_not_counted(service, clock):
+    challenge, entries = await voting_challenge(service, clock, ADA, BO, title="Raced")
+    real_sessions = service.sessions
+
+    class ClosingBeforeTheWrite:
+        """The host closes the vote after the vote's checks have read the challenge, before its write."""
+
+        def __call__(self):
+            return real_sessions()
+
+        @contextlib.asynccontextmanager
+        async def begin(self):
+            service.sessions = real_sessions
+            await service.transition(challenge.id, ChallengePhase.VOTING, ChallengePhase.CLOSED)
+            async with real_sessions.begin() as session:
+                yield session
+
+    service.sessions = ClosingBeforeTheWrite()
+    with pytest.raises(UserFacingError, match="has closed"):
+        await service.vote(entries[ADA].id, GUILD, BO)
+    assert [s.votes for s in await service.standings(challenge.id)] == [0, 0]

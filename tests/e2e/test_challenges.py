@@ -168,6 +168,9 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     changed = await vote(fake, cy, by_author["ada"])  # Cy changes her mind
     assert "moved from" in changed.content
     assert "You voted for" in (await vote(fake, dee, by_author["cy"])).content
+    shown = await fake.answer(await fake.send_command(cy, "challenge", {"challenge": challenge_id},
+                                                      subcommand=["show"]))
+    assert f"Your vote: #{await number_of(bot, challenge_id, ada.id)}." in shown.content
 
     # Voting closes: authors revealed, ranked, winners pinged once and shown on a contact sheet.
     clock.advance(days=2)
