@@ -94,12 +94,14 @@ async def sweep(bot) -> None:
 
 
 def vote_posts(fake: FakeDiscord, thread_id: int) -> dict[int, FakeMessage]:
-    """The entry posts in a challenge's thread, by their public number."""
-    posts = {}
+    """The entry posts in a challenge's thread, by their public number; an entry posted twice fails the test."""
+    posts: dict[int, FakeMessage] = {}
     for message in fake.messages(thread_id):
         ids = [custom_id for custom_id in message.custom_ids() if custom_id.startswith("easel:vote:")]
         if ids:
-            posts[int(message.content.split("#")[1].split("*")[0].split(" ")[0])] = message
+            number = int(message.content.split("#")[1].split("*")[0].split(" ")[0])
+            assert number not in posts, f"entry #{number} was posted twice"
+            posts[number] = message
     return posts
 
 
@@ -123,7 +125,7 @@ async def phase_of(bot, challenge_id: int) -> ChallengePhase:
 async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, easel, clock):
     bot = await easel.start()
     host = fake.add_member("host", permissions=HOST_PERMISSIONS)
-    ada, bo, cy, dee = (fake.add_member(name) for name in ("ada", "bo", "cy", "dee"))
+    ada, bo, cy, dee, eve = (fake.add_member(name) for name in ("ada", "bo", "cy", "dee", "eve"))
 
     created = await create(fake, host)
     assert created.ephemeral and "<t:" in created.content
@@ -143,6 +145,7 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     await fake.answer(run)
     await wait_for_status(fake, bot, job_id_of(run), "done")
     await enter(fake, cy, challenge_id, job=job_id_of(run), title="Pattern city")
+    await enter(fake, eve, challenge_id, image=png(colour=(90, 90, 90)), title="Grey fog")
     replaced = await enter(fake, ada, challenge_id, image=png(colour=(0, 0, 250)), title="Blue lungs")
     assert "replaced your earlier one" in replaced.content
     assert len(fake.messages(thread_id)) == before
@@ -152,11 +155,11 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     await sweep(bot)
     assert await phase_of(bot, challenge_id) == ChallengePhase.VOTING
     posts = vote_posts(fake, thread_id)
-    assert sorted(posts) == [1, 2, 3]
+    assert sorted(posts) == [1, 2, 3, 4]
     titles = " ".join(post.content for post in posts.values())
     assert "Blue lungs" in titles and "Red lungs" not in titles
     assert not any(str(user.id) in post.content for post in posts.values() for user in (ada, bo, cy))
-    sheet = next(m for m in fake.messages(thread_id) if "here are all 3" in m.content)
+    sheet = next(m for m in fake.messages(thread_id) if "here are all 4" in m.content)
     assert sheet.attachments
 
     by_author = {user.name: posts[await number_of(bot, challenge_id, user.id)] for user in (ada, bo, cy)}
@@ -181,6 +184,7 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     lines = ranking.splitlines()
     assert f"<@{ada.id}>" in lines[0] and "2 votes" in lines[0] and "3 points" in lines[0]
     assert "2nd" in lines[1] and "1 vote" in lines[1] and "2nd" in lines[2]  # Bo and Cy tie for second
+    assert lines[3] == f"4th · #{await number_of(bot, challenge_id, eve.id)} “Grey fog” by <@{eve.id}> · 0 votes"
     assert results.attachments and results.embeds[0]["image"]["url"].startswith("attachment://winners")
     recipes = next(field for field in results.embeds[0]["fields"] if field["name"] == "How the winners were made")
     assert recipes["value"].startswith(f"#{await number_of(bot, challenge_id, cy.id)}: `cppn · seed 4")
@@ -197,7 +201,9 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     first_line = board.content.splitlines()[1]
     assert f"<@{ada.id}> · 3 · 1 · 1" in first_line
     assert f"<@{bo.id}> · 2 · 1 · 0" in board.content and f"<@{cy.id}> · 2 · 1 · 0" in board.content
-    assert fake.pings_of(ada) and not fake.pings_of(dee)
+    for winner in (ada, bo, cy):  # the winners, once, in the thread (Cy was also pinged when her job finished)
+        assert [message.id for message in fake.pings_of(winner) if message.channel_id == thread_id] == [results.id]
+    assert not fake.pings_of(eve) and not fake.pings_of(dee)  # named in the ranking, never pinged
 
 
 async def test_a_restart_with_both_deadlines_passed_catches_up_in_order(fake, easel, clock):
@@ -268,9 +274,11 @@ async def test_hosts_close_and_cancel_and_students_may_not(fake, easel, clock):
 
     challenge_id = challenge_id_of(await create(fake, host))
     await enter(fake, ada, challenge_id, image=png())
-    not_host = await fake.answer(await fake.send_command(ada, "challenge", {"challenge": challenge_id},
-                                                         subcommand=["close"]))
-    assert "Only hosts" in not_host.content
+    for action in ("close", "cancel"):
+        not_host = await fake.answer(await fake.send_command(ada, "challenge", {"challenge": challenge_id},
+                                                             subcommand=[action]))
+        assert "Only hosts" in not_host.content
+    assert await phase_of(bot, challenge_id) == ChallengePhase.OPEN
     closed = await fake.answer(await fake.send_command(host, "challenge", {"challenge": challenge_id},
                                                        subcommand=["close"]))
     assert "voting is open" in closed.content
@@ -476,3 +484,53 @@ async def test_a_channel_the_bot_may_not_post_in_creates_no_challenge_and_says_w
         assert await session.scalar(select(func.count()).select_from(Challenge)) == 0
     assert fake.messages(fake.channel_id) == []  # an announcement without its thread is taken back
     await sweep(bot)  # and the sweeper has nothing left to retry
+
+
+async def test_an_announcement_whose_thread_failed_gets_its_thread_later_and_is_not_repeated(fake, easel):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    challenge = await bot.challenges.create(  # as if the bot stopped right after storing it
+        guild_id=fake.guild_id, host_id=host.id, channel_id=fake.channel_id, title="Later", theme="t",
+        submissions_close="in 1 day", voting_close="in 2 days")
+    fake.deny_bot_permission(fake.channel_id, "create_public_threads")
+    await sweep(bot)  # the announcement goes out; its thread does not
+    assert len(fake.messages(fake.channel_id)) == 1
+    assert (await bot.challenges.get(challenge.id, fake.guild_id)).thread_id is None
+    fake.allow_bot_permission(fake.channel_id, "create_public_threads")
+    await sweep(bot)
+    found = await bot.challenges.get(challenge.id, fake.guild_id)
+    assert found.thread_id in fake.threads and found.published_phase == ChallengePhase.OPEN
+    assert len(fake.messages(fake.channel_id)) == 1 and fake.threads[found.thread_id].id == found.thread_id
+
+
+async def test_results_stored_but_not_marked_published_are_not_posted_again(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    challenge_id, thread_id = await open_challenge(fake, bot, host)
+    await enter(fake, fake.add_member("ada"), challenge_id, image=png())
+    clock.advance(days=5, minutes=1)
+    await sweep(bot)
+    closing = [m for m in fake.messages(thread_id) if "is closed" in m.content]
+    assert len(closing) == 1
+    await bot.challenges.record_posts(challenge_id, published_phase=ChallengePhase.VOTING)  # a crash just before
+    await easel.stop()
+    bot = await easel.start()
+    await sweep(bot)
+    assert [m for m in fake.messages(thread_id) if "is closed" in m.content] == closing
+    assert (await bot.challenges.get(challenge_id, fake.guild_id)).published_phase == ChallengePhase.CLOSED
+
+
+async def test_a_host_closing_while_the_sweeper_runs_posts_everything_once(fake, easel, clock):
+    bot = await easel.start()
+    host = fake.add_member("host", permissions=HOST_PERMISSIONS)
+    challenge_id, thread_id = await open_challenge(fake, bot, host)
+    for index in range(3):
+        await enter(fake, fake.add_member(f"author{index}"), challenge_id, image=png(colour=(index, 0, 0)))
+    clock.advance(days=3, minutes=1)
+    challenge = await bot.challenges.get(challenge_id, fake.guild_id)
+    closing = fake.send_command(host, "challenge", {"challenge": challenge_id}, subcommand=["close"])
+    *_, interaction = await asyncio.gather(sweep(bot), bot.challenge_desk.catch_up(challenge), closing)
+    await fake.answer(interaction)
+    await sweep(bot)
+    assert len(vote_posts(fake, thread_id)) == 3
+    assert len([m for m in fake.messages(thread_id) if "here are all 3" in m.content]) == 1
