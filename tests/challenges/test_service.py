@@ -597,6 +597,20 @@ async def test_posts_are_recorded(service, sessions):
     assert (await service.entries(challenge.id))[0].vote_message_id == 3
 
 
+async def test_only_a_challenge_never_announced_in_full_can_be_discarded(service):
+    half = await new_challenge(service, title="Half")
+    await service.record_posts(half.id, announcement_message_id=5)  # announced, its thread refused
+    assert await service.discard_unannounced(half.id) == 5
+    with pytest.raises(UserFacingError, match="no challenge"):
+        await service.get(half.id, GUILD)
+
+    running = await new_challenge(service, title="Running")
+    await service.record_posts(running.id, announcement_message_id=6, thread_id=7)
+    await service.mark_published(running.id, ChallengePhase.OPEN)
+    assert await service.discard_unannounced(running.id) is None
+    assert (await service.get(running.id, GUILD)).title == "Running"
+
+
 # --- votes --------------------------------------------------------------------------------------------------
 
 

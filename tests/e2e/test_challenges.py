@@ -189,7 +189,7 @@ async def test_a_challenge_from_creation_to_winners_and_the_leaderboard(fake, ea
     recipes = next(field for field in results.embeds[0]["fields"] if field["name"] == "How the winners were made")
     assert recipes["value"].startswith(f"#{await number_of(bot, challenge_id, cy.id)}: `cppn · seed 4")
     phase = next(field["value"] for field in announcement.embeds[0]["fields"] if field["name"] == "Phase")
-    assert phase == "closed"  # the announcement shows the phase
+    assert phase == "closed" and announcement.edits == 2  # the announcement showed each phase, once
     late = await vote(fake, dee, by_author["bo"])
     assert "has closed" in late.content
 
