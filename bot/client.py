@@ -214,6 +214,10 @@ class Easel(commands.Bot):
             log.info("removed the %s %s (%d bytes)", item.kind, item.path, item.size_bytes)
         log.info("daily clean-up (KEEP_RESULTS_DAYS=%d): %s", self.settings.keep_results_days, report.summary())
 
+    @sweep_data.before_loop
+    async def _before_first_sweep(self) -> None:
+        await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
+
     @tasks.loop(minutes=1)
     async def sweep_challenges(self) -> None:
         """Every minute, and at once at start-up: challenge phases whose deadlines passed, and their posts.
@@ -222,10 +226,6 @@ class Easel(commands.Bot):
         """
         self.challenge_sweep = asyncio.ensure_future(self.challenge_desk.sweep())
         await asyncio.shield(self.challenge_sweep)
-
-    @sweep_data.before_loop
-    async def _before_first_sweep(self) -> None:
-        await asyncio.sleep(FIRST_SWEEP_DELAY_SECONDS)
 
     async def sync_commands(self, *, force: bool = False) -> bool:
         """Registers the slash commands when they changed since the last registration.
