@@ -8,8 +8,10 @@ a WebP of at most STORED_SIDE pixels, named by its row's id, written aside first
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from PIL import Image
@@ -75,6 +77,32 @@ async def remember_member(session: AsyncSession, guild_id: int, user_id: int, di
         session.add(Member(guild_id=guild_id, user_id=user_id, display_name=display_name[:DISPLAY_NAME_LENGTH]))
     else:
         member.display_name = display_name[:DISPLAY_NAME_LENGTH]
+
+
+class PictureWrites:
+    """Pictures written inside a database transaction, each named by its row's id."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.written: list[Path] = []
+
+    async def write(self, picture: Image.Image, row_id: int) -> str:
+        path = self.folder / f"{row_id}.webp"
+        self.written.append(path)
+        await asyncio.to_thread(write_compact, picture, path)
+        return str(path)
+
+
+@contextlib.asynccontextmanager
+async def picture_writes(folder: Path) -> AsyncIterator[PictureWrites]:
+    """Open it around a transaction that writes pictures: if the transaction fails, they are removed again."""
+    writes = PictureWrites(folder)
+    try:
+        yield writes
+    except BaseException:
+        for path in writes.written:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def write_compact(picture: Image.Image, path: Path) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.art.techniques import TECHNIQUES
-from bot.artwork import ArtworkIntake, remember_member, remove_stored, write_compact
+from bot.artwork import ArtworkIntake, picture_writes, remember_member, remove_stored
 from bot.challenges.deadlines import check_deadlines, parse_deadline, timestamp
 from bot.challenges.ranking import rank
 from bot.errors import UserFacingError
@@ -260,9 +260,8 @@ class ChallengeService:
                      display_name: str, guild_id: int) -> None:
         """Adds the entry in place of the replaced one and writes its image, named by its id, in one transaction
         that also checks, holding the write lock, that entries are still open and the challenge not full."""
-        path: Path | None = None
         try:
-            async with self.sessions.begin() as session:
+            async with picture_writes(self.folder) as pictures, self.sessions.begin() as session:
                 if replaced is not None:
                     await session.execute(delete(ChallengeEntry).where(ChallengeEntry.id == replaced.id))
                 session.add(entry)
@@ -277,16 +276,10 @@ class ChallengeService:
                     raise UserFacingError(f"**{challenge.title}** is full: it has the most entries it takes "
                                           f"({self.settings.max_challenge_entries}).")
                 await remember_member(session, guild_id, entry.user_id, display_name)
-                path = self.folder / f"{entry.id}.webp"
-                await asyncio.to_thread(write_compact, picture, path)
-                entry.image_path = str(path)
+                entry.image_path = await pictures.write(picture, entry.id)
         except IntegrityError:
             raise UserFacingError("Another entry of yours arrived at the same moment. Check it with "
                                   "/challenge show, and enter again if needed.") from None
-        except BaseException:
-            if path is not None:
-                path.unlink(missing_ok=True)
-            raise
         if replaced is not None and replaced.image_path:
             await asyncio.to_thread(remove_stored, Path(replaced.image_path), self.folder)
 

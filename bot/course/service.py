@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.art.contact_sheet import Tile
-from bot.artwork import ArtworkIntake, remember_member, remove_stored, write_compact
+from bot.artwork import ArtworkIntake, picture_writes, remember_member, remove_stored
 from bot.course.files import Problem, load_course
 from bot.course.sync import SyncReport, course_limits, sync_lessons
 from bot.errors import UserFacingError
@@ -270,25 +270,18 @@ class CourseService:
 
     async def _store(self, submission: Submission, picture: Image.Image) -> Submission:
         """Adds the row as the latest (the earlier one stays as history) and writes its image, named by id."""
-        path: Path | None = None
         try:
-            async with self.sessions.begin() as session:
+            async with picture_writes(self.folder) as pictures, self.sessions.begin() as session:
                 await session.execute(update(Submission).where(
                     Submission.guild_id == submission.guild_id, Submission.user_id == submission.user_id,
                     Submission.exercise_id == submission.exercise_id, Submission.latest,
                 ).values(latest=False))
                 session.add(submission)
                 await session.flush()  # the id names the file
-                path = self.folder / f"{submission.id}.webp"
-                await asyncio.to_thread(write_compact, picture, path)
-                submission.image_path = str(path)
+                submission.image_path = await pictures.write(picture, submission.id)
         except IntegrityError:
             raise UserFacingError("Another submission of yours to this exercise arrived at the same moment. "
                                   "Check /progress member, and submit again if needed.") from None
-        except BaseException:
-            if path is not None:
-                path.unlink(missing_ok=True)
-            raise
         return submission
 
     async def record_post(self, submission_id: int, channel_id: int, message_id: int) -> None:
