@@ -11,7 +11,12 @@ Every figure is printed next to a baseline measured in the same process; nothing
 3. Status edits: a noop job emitting F progress frames (5 ms apart); PATCHes of its status
    message against the frames, at STATUS_EDIT_SECONDS; then again with injected 429s.
 
+4. The burst (`--burst N`, alone): N members each run `/imagine` at once, as when a host says "everyone,
+   try it now". Defers and receipts (p50, p99), each receipt's place, a job row for every command and
+   no one answered twice; against the figures the same burst gave before it was worked on.
+
     HF_HUB_OFFLINE=1 python bench/bench_queue.py [--quick] [--users 20 --per-user 5 --jobs 200 ...]
+    HF_HUB_OFFLINE=1 python bench/bench_queue.py --burst 100
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ from tests.e2e.conftest import READY_TIMEOUT, RunningBot, bot_settings
 
 WAIT_SECONDS = 120.0  # how long any one phase may take before the benchmark gives up on it
 RATE_LIMITED_EDITS, RETRY_AFTER = 3, 0.5  # 429s injected on the second status-edit job
+# Receipts (p50, p99 ms) of `--burst 100` before the burst was worked on: two runs at fd14bbd gave
+# 2344/2570 and 2364/2684 on the 2-core development machine.
+BEFORE_BURST_RECEIPT_MS = (2354.0, 2627.0)
 
 
 # --- a technique that does no work --------------------------------------------------------------
@@ -413,6 +421,60 @@ async def bench_edits(fake: FakeDiscord, data_dir: Path, frames: int, edit_secon
     figure("rate_limited_edits_ratio_vs_frames", (limited - answered_429) / frames)
 
 
+# --- 4. the burst ---------------------------------------------------------------------------------
+
+BURST_OPTIONS = {"prompt": "a lighthouse in a storm", "size": 32, "steps": 2, "cutn": 2}
+
+
+async def bench_burst(fake: FakeDiscord, data_dir: Path, count: int) -> None:
+    running, bot = await start_easel(fake, data_dir / "burst", keyframes=0)
+    try:
+        # A long job keeps the worker busy through the burst, as in a class, and the places still.
+        busy = await fake.send_command(fake.add_member("burst-busy"), "imagine", BURST_OPTIONS | {"steps": 5000})
+        await fake.wait_until(lambda: has_receipt(busy), timeout=WAIT_SECONDS)
+        await wait_running(bot, job_id_of(busy))
+        members = [fake.add_member(f"burst-user-{index}") for index in range(count)]
+        sent = time.monotonic()
+        interactions = await asyncio.gather(*(fake.send_command(m, "imagine", BURST_OPTIONS) for m in members))
+        spread = time.monotonic() - sent
+        await fake.wait_until(lambda: all(has_receipt(i) for i in interactions), timeout=WAIT_SECONDS)
+        await asyncio.sleep(0.5)  # anything answered twice would arrive now
+        jobs = [await bot.job_repository.get(job_id_of(i)) for i in interactions]
+        places = await asyncio.gather(*(bot.jobs.place_of(job) for job in jobs))  # type: ignore[arg-type]
+    finally:
+        await running.stop()
+    defers = [(i.responses[0].at - i.dispatched_at) * 1000 for i in interactions]
+    followups: dict[str, list[float]] = {}
+    for request in fake.requests:
+        if request.path.startswith("/webhooks/") and request.method == "POST":
+            followups.setdefault(request.path.split("/")[3], []).append(request.at)
+    receipts = [(followups[i.token][0] - i.dispatched_at) * 1000 for i in interactions]
+    answered_twice = sum(len(i.responses) > 1 or len(followups.get(i.token, [])) > 1 for i in interactions)
+    said = [int(i.original.content.split("position ")[1].split(",")[0]) for i in interactions]  # type: ignore
+    now = [place.position for place in places]
+    figure("burst_commands", count)
+    figure("burst_sent_within_s", spread)
+    figure("burst_job_rows", sum(job is not None for job in jobs))
+    figure("burst_answered_twice", answered_twice)
+    figure("burst_places_distinct", len(set(said)) == count)
+    figure("burst_places_match_queue", sorted(said) == sorted(now))  # type: ignore[type-var]
+    figure("burst_defer_p50_ms", percentile(defers, 0.50))
+    figure("burst_defer_p99_ms", percentile(defers, 0.99))
+    figure("burst_receipt_p50_ms", percentile(receipts, 0.50))
+    figure("before_burst_receipt_p50_ms", BEFORE_BURST_RECEIPT_MS[0])
+    figure("before_burst_receipt_p99_ms", BEFORE_BURST_RECEIPT_MS[1])
+    figure("burst_receipt_p99_ratio_vs_before", percentile(receipts, 0.99) / BEFORE_BURST_RECEIPT_MS[1])
+    figure("burst_receipt_p99_ms", percentile(receipts, 0.99))
+
+
+async def wait_running(bot: Easel, job_id: int) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (job := await bot.job_repository.get(job_id)) is None or job.status != JobStatus.RUNNING:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} did not start")
+        await asyncio.sleep(0.05)
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -425,6 +487,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, help="progress frames of the status-edit job (300)")
     parser.add_argument("--edit-seconds", type=float, default=3.0, help="STATUS_EDIT_SECONDS (3.0)")
     parser.add_argument("--quick", action="store_true", help="smaller figures, about 20 s")
+    parser.add_argument("--burst", type=int, help="only the burst: this many members run /imagine at once")
     args = parser.parse_args(argv)
     defaults = ({"users": 10, "per_user": 3, "jobs": 60, "e2e_jobs": 15, "frames": 150} if args.quick
                 else {"users": 20, "per_user": 5, "jobs": 200, "e2e_jobs": 50, "frames": 300})
@@ -445,6 +508,10 @@ async def main(args: argparse.Namespace) -> None:
         fake = FakeDiscord()
         await fake.start()
         try:
+            if args.burst:
+                print(f"# 4. the burst: {args.burst} members run /imagine at once while a long job runs")
+                await bench_burst(fake, data_dir, args.burst)
+                return
             print("# 1. interaction -> defer latency (/cppn size 32 steps 2; baseline: bare discord.py bot)")
             await bench_defer(fake, data_dir, args)
             print("# 2a. queue overhead, runner alone (noop; baseline: the worker's run-and-save in a loop)")

@@ -36,13 +36,25 @@ class GuildConfig:
 
 
 class GuildService:
+    """Reads and changes guild settings. Every command reads them and hosts rarely change them, so they are
+    kept in memory; `update` (the only writer, in the bot's process) refreshes what is kept."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
+        self._cache: dict[int, GuildConfig] = {}
+        self._updates = 0  # counts updates, so that a read that raced one is not kept
 
     async def get(self, guild_id: int) -> GuildConfig:
+        cached = self._cache.get(guild_id)
+        if cached is not None:
+            return cached
+        updates_before = self._updates
         async with self.sessions() as session:
             row = await session.get(GuildSettings, guild_id)
-            return GuildConfig.from_row(row) if row else GuildConfig(guild_id=guild_id)
+            config = GuildConfig.from_row(row) if row else GuildConfig(guild_id=guild_id)
+        if self._updates == updates_before:
+            self._cache[guild_id] = config
+        return config
 
     async def update(self, guild_id: int, **changes: object) -> GuildConfig:
         """Sets the given fields (for example `host_role_id=...`) and returns the new config."""
@@ -57,4 +69,7 @@ class GuildService:
             for name, value in changes.items():
                 setattr(row, name, value)
             await session.flush()
-            return GuildConfig.from_row(row)
+            config = GuildConfig.from_row(row)
+        self._updates += 1
+        self._cache[guild_id] = config
+        return config

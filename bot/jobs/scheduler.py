@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 DIRECT_MESSAGES = None  # jobs asked for in DMs share one turn, like one more guild
 Key = TypeVar("Key")
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,12 @@ def fair_order(
 
 
 def _order_within_guild(jobs: Sequence[QueuedJob], last_started: Mapping[int, datetime]) -> list[QueuedJob]:
-    """A guild's own queue: host-lane jobs first, oldest first; then one job per person per round."""
-    oldest_first = sorted(jobs, key=lambda job: (job.created_at, job.id))
+    """A guild's own queue: host-lane jobs first, oldest first; then one job per person per round.
+
+    "Oldest" is the smallest id: ids follow the order in which jobs were stored, while `created_at` is taken
+    before the write, so two jobs stored at the same moment can carry it in the other order.
+    """
+    oldest_first = sorted(jobs, key=lambda job: job.id)
     host_jobs = [job for job in oldest_first if job.host_lane]
     by_user: dict[int, list[QueuedJob]] = defaultdict(list)
     for job in oldest_first:
@@ -60,9 +65,9 @@ def _round_robin(queues: Mapping[Key, list[QueuedJob]], last_served: Mapping[Key
 
     def turn(key: Key) -> tuple[bool, datetime, int]:
         served = last_served.get(key)
-        oldest = min(queues[key], key=lambda job: (job.created_at, job.id))
-        # Never served sorts first (False < True); then the longest wait since the last start.
-        return (served is not None, served or oldest.created_at, oldest.id)
+        oldest = min(job.id for job in queues[key])
+        # Never served sorts first (False < True), oldest job first; then the longest wait since the last start.
+        return (served is not None, served or NEVER, oldest)
 
     keys = sorted(queues, key=turn)
     rounds = max((len(jobs) for jobs in queues.values()), default=0)

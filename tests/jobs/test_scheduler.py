@@ -23,8 +23,15 @@ def test_the_person_served_least_recently_goes_first_within_a_round():
 
 
 def test_the_host_lane_goes_first_oldest_first():
-    queued = [job(1, 100, 0), job(2, 900, 2, host=True), job(3, 900, 1, host=True)]
-    assert [j.id for j in fair_order(queued, {})] == [3, 2, 1]
+    queued = [job(1, 100, 0), job(3, 900, 2, host=True), job(2, 900, 1, host=True)]
+    assert [j.id for j in fair_order(queued, {})] == [2, 3, 1]
+
+
+def test_jobs_stored_at_the_same_moment_run_in_the_order_they_were_stored():
+    """`created_at` is taken before the write: of two racing submits, the later-stored one may carry the
+    earlier time. The order (and so each receipt's place) follows the ids, which follow the writes."""
+    queued = [job(5, 100, 1), job(6, 200, 0), job(7, 300, 0)]
+    assert [j.id for j in fair_order(queued, {})] == [5, 6, 7]
 
 
 def test_waits_add_up_the_jobs_ahead_and_the_running_one():
