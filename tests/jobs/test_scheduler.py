@@ -30,8 +30,8 @@ def test_the_host_lane_goes_first_oldest_first():
 def test_jobs_stored_at_the_same_moment_run_in_the_order_they_were_stored():
     """`created_at` is taken before the write: of two racing submits, the later-stored one may carry the
     earlier time. The order (and so each receipt's place) follows the ids, which follow the writes."""
-    queued = [job(5, 100, 1), job(6, 200, 0), job(7, 300, 0)]
-    assert [j.id for j in fair_order(queued, {})] == [5, 6, 7]
+    queued = [job(5, 100, 1), job(6, 200, 0), job(7, 300, 0), job(8, 100, 0)]
+    assert [j.id for j in fair_order(queued, {})] == [5, 6, 7, 8]
 
 
 def test_waits_add_up_the_jobs_ahead_and_the_running_one():
