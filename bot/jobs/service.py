@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from bot.art.imagefiles import ImageRejected
 from bot.art.models import ModelChoice, missing_weights
+from bot.coalesce import Coalesced
 from bot.errors import UserFacingError
 from bot.guilds import GuildConfig, GuildService
 from bot.jobs.parser import Limits, SpecError, parse_job
@@ -99,6 +100,7 @@ class JobService:
         self.views: JobViews | None = None  # how jobs are shown (the Discord publisher)
         # Per person, so the cap is checked and used at once; a lock lives only while someone holds it.
         self._submitting: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._shared_places = Coalesced(self._read_queue_places)
 
     async def submit(self, request: JobRequest) -> Receipt:
         """Validates a request and stores it as a queued job; nothing is stored when it is refused."""
@@ -215,7 +217,10 @@ class JobService:
         )
 
     async def _queue_places(self) -> dict[int, Place]:
-        """The place of every job waiting to run, by job id."""
+        """The place of every job waiting to run, by job id, read once for all who ask at the same moment."""
+        return await self._shared_places()
+
+    async def _read_queue_places(self) -> dict[int, Place]:
         running_left = await self._running_seconds_left()  # read before the queue: a job may start meanwhile
         ordered = await self.repository.queued_in_order()
         waits = estimated_waits(ordered, running_left)
