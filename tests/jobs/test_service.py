@@ -295,3 +295,18 @@ async def test_a_reroll_whose_upload_was_pruned_is_refused_with_what_to_do(servi
     Path(parent.spec["config"]["init_image"]).unlink()  # noqa: ASYNC240 (test set-up)
     with pytest.raises(UserFacingError, match="no longer stored"):
         await service.reroll(parent.id, request(technique="", text=None))
+
+
+async def test_receipts_of_a_burst_share_reads_of_the_queue_and_each_has_its_own_place(service):
+    reads = 0
+    read_queue = service.repository.queued_in_order
+
+    async def counted_read(**options):
+        nonlocal reads
+        reads += 1
+        return await read_queue(**options)
+
+    service.repository.queued_in_order = counted_read
+    receipts = await asyncio.gather(*(service.submit(request(user_id=100 + index)) for index in range(30)))
+    assert sorted(receipt.place.position for receipt in receipts) == list(range(1, 31))
+    assert reads < 30  # a handful of shared reads, not one per receipt
