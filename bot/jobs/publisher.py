@@ -77,6 +77,89 @@ class ChannelEditBudget:
             del self._recent[channel_id]
 
 
+PLACE_EDITS_PER_SECOND = 5.0  # all queued jobs' place edits together: a start never costs an edit per job
+
+
+def worth_an_edit(shown: Place | None, now: Place) -> bool:
+    """Whether a queued job's status message should show its new place: when it reaches the front, when the
+    position moved by a fifth or more (every step near the front), or when the expected start moved by more
+    than a minute and by more than a quarter of the wait. Small drifts wait, so a hundred queued jobs do not
+    each cost an edit whenever one job starts."""
+    if shown is None or shown.position is None or now.position is None:
+        return True
+    if now.position == 1 and shown.position != 1:
+        return True
+    if abs(shown.position - now.position) >= max(1, shown.position // 5):
+        return True
+    if shown.starts_at is None or now.starts_at is None:
+        return False
+    moved = abs((now.starts_at - shown.starts_at).total_seconds())
+    return moved > max(60.0, 0.25 * now.wait_seconds)
+
+
+class EditPace:
+    """Spaces calls out to at most `per_second`, over all channels (the channel budget comes on top)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self._next_at = 0.0
+
+    async def wait_turn(self) -> None:
+        now = time.monotonic()
+        turn = max(now, self._next_at)
+        self._next_at = turn + self.interval
+        await asyncio.sleep(turn - now)
+
+
+class QueuedStatuses:
+    """Keeps queued jobs' status messages showing their place and expected start, with few edits.
+
+    Told of every change to the queue (`changed`), it reads the places once, edits the messages whose
+    place moved a lot (front of the queue first) at PLACE_EDITS_PER_SECOND, and starts over when the
+    queue changes again meanwhile.
+    """
+
+    def __init__(self, publisher: DiscordPublisher) -> None:
+        self.publisher = publisher
+        self.shown: dict[int, Place] = {}  # job id -> the place its status message shows
+        self.pace = EditPace(PLACE_EDITS_PER_SECOND)
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def changed(self) -> None:
+        self._changed.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._keep_places_fresh(), name="easel-queued-statuses")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _keep_places_fresh(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
+                await self._edit_moved_places()
+            except Exception:  # Discord or the database stumbled: the next change tries again
+                log.warning("could not update the places of queued jobs", exc_info=True)
+
+    async def _edit_moved_places(self) -> None:
+        places = await self.publisher.bot.jobs.queue_places()
+        for job_id in [job_id for job_id in self.shown if job_id not in places]:
+            del self.shown[job_id]  # started, finished, cancelled or paused: other messages say so
+        moved = sorted((place.position or 0, job_id) for job_id, place in places.items()
+                       if worth_an_edit(self.shown.get(job_id), place))
+        for _, job_id in moved:
+            if self._changed.is_set():
+                return  # the queue changed again: read the places afresh first
+            await self.pace.wait_turn()
+            await self.publisher.show_place(job_id, places[job_id])
+            self.shown[job_id] = places[job_id]
+
+
 @dataclass
 class LiveStatus:
     """The running job's status message: the newest frame waits here; frames in between are dropped."""
@@ -99,6 +182,7 @@ class DiscordPublisher:
         self.settings = settings
         self.live: dict[int, LiveStatus] = {}
         self.edit_budget = ChannelEditBudget()
+        self.queued_statuses = QueuedStatuses(self)
         self._opening: dict[int, asyncio.Lock] = {}
 
     # --- the thread and the status message --------------------------------------------------------
@@ -124,14 +208,29 @@ class DiscordPublisher:
             await self.repository.update_views(job.id, thread_id=job.thread_id)
         if job.status_message_id is None:
             finished = job.status in FINISHED
-            text = f"{job.status}." if finished else place_text(place or await self.bot.jobs.place_of(job))
+            place = None if finished else place or await self.bot.jobs.place_of(job)
+            text = f"{job.status}." if place is None else place_text(place)
             message = await self._channel(job.thread_id).send(
                 embed=status_embed(job, text=text.capitalize() if finished else text),
                 view=None if finished else status_view(job.id), allowed_mentions=NO_PINGS,
             )
             job.status_message_id = message.id
             await self.repository.update_views(job.id, status_message_id=message.id)
+            if place is not None and place.position is not None:
+                self.queued_statuses.shown[job.id] = place
+                self.queued_statuses.changed()  # a newcomer may go ahead of others (each person takes turns)
         return job.thread_id
+
+    async def show_place(self, job_id: int, place: Place) -> None:
+        """A queued job's status message shows its new place (left alone if the job has moved on)."""
+        async with self._lock(job_id):
+            job = await self.repository.get(job_id)
+            if job is None or job.status != JobStatus.QUEUED:
+                return
+            try:
+                await self._edit_status(job, embed=status_embed(job, text=place_text(place)))
+            except discord.HTTPException as error:
+                log.info("job %s: could not show its new place (%s %s)", job.id, error.status, error.code)
 
     async def _open_thread(self, job: Job) -> int:
         """A thread named after the prompt, on a bot message in the job's channel; the channel itself
@@ -173,6 +272,7 @@ class DiscordPublisher:
 
     async def job_started(self, job: Job) -> None:
         # Progress may arrive while the thread is still being made: it waits in `live` until then.
+        self.queued_statuses.changed()
         live = LiveStatus(job=job, next_keyframe=job.keyframes_posted)
         self.live[job.id] = live
         live.task = asyncio.create_task(self._keep_status_fresh(live), name=f"easel-status-{job.id}")
@@ -270,6 +370,7 @@ class DiscordPublisher:
 
     async def close(self) -> None:
         """Stops refreshing status messages (the bot is shutting down)."""
+        await self.queued_statuses.stop()
         for job_id in list(self.live):
             await self._stop_live(job_id, finish_keyframes=False)
 
@@ -351,6 +452,7 @@ class DiscordPublisher:
         self._opening.pop(job.id, None)
 
     async def job_cancelled(self, job: Job) -> None:
+        self.queued_statuses.changed()
         await self._stop_live(job.id)
         async with self._lock(job.id):  # after the views being made, if any: they then say "Cancelled"
             job = await self.repository.get(job.id) or job

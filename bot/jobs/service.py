@@ -12,6 +12,7 @@ import logging
 import re
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from bot.jobs.uploads import CheckedUpload, UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import Job, JobStatus
+from models.base import utcnow
 
 if TYPE_CHECKING:
     from bot.jobs.runner import JobRunner, JobViews
@@ -71,6 +73,7 @@ class Place:
     position: int | None
     wait_seconds: float = 0.0
     paused: bool = False
+    starts_at: datetime | None = None  # the expected start: now plus wait_seconds, when the places were read
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,7 @@ class JobService:
             clamp=self.settings.clamp_out_of_range,
         )
 
-    async def _queue_places(self) -> dict[int, Place]:
+    async def queue_places(self) -> dict[int, Place]:
         """The place of every job waiting to run, by job id, read once for all who ask at the same moment."""
         return await self._shared_places()
 
@@ -224,10 +227,12 @@ class JobService:
         running_left = await self._running_seconds_left()  # read before the queue: a job may start meanwhile
         ordered = await self.repository.queued_in_order()
         waits = estimated_waits(ordered, running_left)
-        return {queued.id: Place(index + 1, waits[queued.id]) for index, queued in enumerate(ordered)}
+        now = utcnow()
+        return {queued.id: Place(index + 1, waits[queued.id], starts_at=now + timedelta(seconds=waits[queued.id]))
+                for index, queued in enumerate(ordered)}
 
     async def place_of(self, job: Job) -> Place:
-        place = (await self._queue_places()).get(job.id)
+        place = (await self.queue_places()).get(job.id)
         if place is not None:
             return place
         config = await self.guilds.get(job.guild_id) if job.guild_id is not None else None
@@ -245,7 +250,7 @@ class JobService:
 
     async def queue_view(self, user_id: int, guild_id: int | None) -> QueueView:
         """The person's jobs and the queue's length; the running job only if they may see it."""
-        places = await self._queue_places()
+        places = await self.queue_places()
         mine = [(job, places.get(job.id) or Place(None, paused=job.status == JobStatus.QUEUED))
                 for job in await self.repository.active_for_user(user_id)]
         return QueueView(mine=mine, queue_length=len(places), running=await self._running_if_visible(user_id, guild_id))

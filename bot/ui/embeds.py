@@ -40,8 +40,12 @@ def place_text(place: Place) -> str:
         return "Waiting: the hosts paused this server's queue; it starts when they resume it."
     if place.position is None:
         return "Starting now."
-    when = "next" if place.position == 1 and place.wait_seconds < 1 else (
-        f"in about {format_duration(place.wait_seconds)}")
+    if place.position == 1 and place.wait_seconds < 1:
+        when = "next"
+    elif place.starts_at is not None:  # a Discord timestamp: every member's client counts it down by itself
+        when = f"<t:{int(place.starts_at.timestamp())}:R>"
+    else:
+        when = f"in about {format_duration(place.wait_seconds)}"
     return f"Waiting in the queue: position {place.position}, starts {when}."
 
 
