@@ -81,13 +81,11 @@ PLACE_EDITS_PER_SECOND = 5.0  # all queued jobs' place edits together: a start n
 
 
 def worth_an_edit(shown: Place | None, now: Place) -> bool:
-    """Whether a queued job's status message should show its new place: when it reaches the front, when the
-    position moved by a fifth or more (every step near the front), or when the expected start moved by more
+    """Whether a queued job's status message should show its new place: when the position moved by a fifth
+    or more (every step near the front, so always on reaching it), or when the expected start moved by more
     than a minute and by more than a quarter of the wait. Small drifts wait, so a hundred queued jobs do not
     each cost an edit whenever one job starts."""
     if shown is None or shown.position is None or now.position is None:
-        return True
-    if now.position == 1 and shown.position != 1:
         return True
     if abs(shown.position - now.position) >= max(1, shown.position // 5):
         return True

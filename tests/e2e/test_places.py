@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.jobs.publisher import worth_an_edit
+from bot.jobs.publisher import PLACE_EDITS_PER_SECOND, worth_an_edit
 from bot.jobs.service import Place
 from models import JobStatus
 from tests.discord_fake import FakeDiscord
@@ -58,6 +59,20 @@ async def test_a_start_moves_the_front_of_the_queue_and_leaves_small_moves_furth
     assert moved[:8] == [1] * 8  # positions 2..9 -> 1..8: each moved by a fifth or more, one edit each
     assert moved[8:] == [0, 0, 0]  # positions 10..12 -> 9..11: a small move, no edit
     assert "position 12," in status_text(fake, queued[-1])  # still right within a fifth
+    place_edits = sorted(request.at for request in fake.requests if request.method == "PATCH" and any(
+        request.path.endswith(f"/messages/{job.status_message_id}") for job in queued[1:]))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(place_edits)]
+    assert len(place_edits) == 8 and min(gaps) >= 1 / PLACE_EDITS_PER_SECOND - 0.02  # within the budget
+
+    # A queued job cancelled at the front moves the one behind it there.
+    await fake.answer(await fake.send_command(fake.owner, "cancel", {"job": queued[1].id}))
+    await fake.wait_until(lambda: "position 1," in status_text(fake, queued[2]))
+
+    # A job that has moved on is never shown a place again, whatever a late refresh thinks.
+    running = await job_row(bot, queued[0].id)
+    before = status_text(fake, running)
+    await bot.publisher.show_place(running.id, Place(3, 30.0))
+    assert status_text(fake, running) == before
 
 
 @pytest.mark.parametrize(("shown", "now", "edit"), [
