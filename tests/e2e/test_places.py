@@ -15,12 +15,12 @@ from tests.discord_fake import FakeDiscord
 from tests.e2e.conftest import RunningBot, bot_settings
 from tests.e2e.test_generation import FAST, job_id_of, job_row, wait_for_status
 
-LONG = {"size": 16, "steps": 5000}  # a job that runs until it is cancelled
+LONG = {"prompt": "a slow tide --cutn 8", "size": 64, "steps": 5000}  # about 30 s here: it runs until cancelled
 
 
 @pytest.fixture
 async def easel(fake: FakeDiscord, tmp_path: Path):
-    running = RunningBot(bot_settings(fake, tmp_path, **FAST))
+    running = RunningBot(bot_settings(fake, tmp_path, **(FAST | {"max_steps": 5000})))
     yield running
     await running.stop()
 
@@ -36,12 +36,12 @@ def status_edits(fake: FakeDiscord, job) -> int:
 
 async def test_a_start_moves_the_front_of_the_queue_and_leaves_small_moves_further_back(fake, easel):
     bot = await easel.start()
-    first = await fake.answer(await fake.send_command(fake.add_member("first"), "cppn", LONG))
+    first = await fake.answer(await fake.send_command(fake.add_member("first"), "imagine", LONG))
     first_id = int(first.content.split("#")[1].split(".")[0])
     await wait_for_status(fake, bot, first_id, JobStatus.RUNNING)
     interactions = []
     for index in range(12):
-        interaction = await fake.send_command(fake.add_member(f"student{index}"), "cppn", LONG)
+        interaction = await fake.send_command(fake.add_member(f"student{index}"), "imagine", LONG)
         await fake.answer(interaction)
         interactions.append(interaction)
     queued = [await job_row(bot, job_id_of(interaction)) for interaction in interactions]
