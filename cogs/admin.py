@@ -15,6 +15,7 @@ from bot import __version__
 from bot.errors import UserFacingError
 from bot.jobs.parser import limit_floor
 from bot.retention import DataSize, data_size, human_size
+from bot.timestamps import discord_timestamp
 from bot.ui.checks import host_only, is_host
 from bot.ui.fit import fit
 
@@ -184,8 +185,8 @@ class Admin(commands.Cog):
             "Nothing is blocked."]
         if refusals:
             lines.append("**Recently refused**")
-            lines += [f"• <t:{int(refusal.created_at.timestamp())}:R> <@{refusal.user_id}>: matched `{refusal.matched}`"
-                      for refusal in refusals]
+            lines += [f"• {discord_timestamp(refusal.created_at, 'R')} <@{refusal.user_id}>: "
+                      f"matched `{refusal.matched}`" for refusal in refusals]
         await interaction.followup.send(fit("\n".join(lines)), ephemeral=True,
                                         allowed_mentions=discord.AllowedMentions.none())
 

@@ -12,9 +12,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.challenges.deadlines import timestamp
 from bot.challenges.service import ACTIVE
 from bot.errors import UserFacingError
+from bot.timestamps import discord_timestamp
 from bot.ui.attachments import read_attachment
 from bot.ui.challenges import challenge_embed, entries_text, leaderboard_text, ranking_lines
 from bot.ui.checks import host_only
@@ -67,8 +67,8 @@ class Challenges(commands.Cog):
         where = f" in <#{challenge.thread_id}>" if challenge.thread_id else ""
         await interaction.followup.send(
             f"Challenge #{challenge.id} **{challenge.title}** is open{where}. Entries close "
-            f"{timestamp(challenge.submissions_close_at)} and voting closes {timestamp(challenge.voting_close_at)} "
-            "(shown in your own time).", ephemeral=True)
+            f"{discord_timestamp(challenge.submissions_close_at)} and voting closes "
+            f"{discord_timestamp(challenge.voting_close_at)} (shown in your own time).", ephemeral=True)
 
     @challenge.command(name="enter", description="Enter a challenge with an image or one of your finished jobs")
     @app_commands.describe(challenge="Which challenge (start typing its title)", image="Your image",
@@ -91,7 +91,7 @@ class Challenges(commands.Cog):
         file = await asyncio.to_thread(discord.File, receipt.entry.image_path or "", filename="your-entry.webp")
         await interaction.followup.send(
             f"Your {which} to **{found.title}** is in. {how}Only you can see it until entries close "
-            f"{timestamp(found.submissions_close_at, 'R')}; then everyone votes, without names. Enter again "
+            f"{discord_timestamp(found.submissions_close_at, 'R')}; then everyone votes, without names. Enter again "
             "before then to replace it.", file=file, ephemeral=True)
 
     @enter.autocomplete("challenge")
@@ -140,9 +140,9 @@ class Challenges(commands.Cog):
         lines = []
         for challenge in running:
             if challenge.phase == ChallengePhase.OPEN:
-                state = f"entries close {timestamp(challenge.submissions_close_at, 'R')}"
+                state = f"entries close {discord_timestamp(challenge.submissions_close_at, 'R')}"
             else:
-                state = f"voting closes {timestamp(challenge.voting_close_at, 'R')}"
+                state = f"voting closes {discord_timestamp(challenge.voting_close_at, 'R')}"
             thread = f" · <#{challenge.thread_id}>" if challenge.thread_id else ""
             lines.append(f"**#{challenge.id} {challenge.title}** · {state} · "
                          f"{entries_text(counts.get(challenge.id, 0))}{thread}")

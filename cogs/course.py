@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.art.contact_sheet import contact_sheets
 from bot.errors import UserFacingError
+from bot.timestamps import discord_timestamp
 from bot.ui.attachments import read_attachment
 from bot.ui.checks import host_only, is_host
 from bot.ui.course import (
@@ -182,7 +183,7 @@ class Course(commands.Cog):
                     f"{item.waiting} · {item.revise}")
             if item.longest_waiting is not None:
                 user_id, since = item.longest_waiting
-                line += f" · waiting longest: <@{user_id}> since <t:{int(since.timestamp())}:R>"
+                line += f" · waiting longest: <@{user_id}> since {discord_timestamp(since, 'R')}"
             lines.append(line)
         await interaction.followup.send(fit("\n".join(lines)), ephemeral=True)
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import dateparser
 
 from bot.errors import UserFacingError
+from bot.timestamps import discord_timestamp
 
 SHORTEST_PHASE = timedelta(minutes=1)  # a speed round during a live workshop
 LONGEST_AHEAD = timedelta(days=366)
@@ -41,20 +42,15 @@ def parse_deadline(text: str, now: datetime) -> datetime:
 def check_deadlines(submissions_close: datetime, voting_close: datetime, now: datetime) -> None:
     """Refuses deadlines in the past, too soon, too far away, or with voting ending before entries close."""
     if submissions_close <= now:
-        raise UserFacingError(f"The entry deadline {timestamp(submissions_close)} has already passed. "
+        raise UserFacingError(f"The entry deadline {discord_timestamp(submissions_close)} has already passed. "
                               f"Give one in the future, like {EXAMPLES}.")
     if submissions_close - now < SHORTEST_PHASE:
         raise UserFacingError("Give entrants at least a minute: set the entry deadline a minute or more from now.")
     if voting_close <= submissions_close:
-        raise UserFacingError(f"Voting must close after entries close ({timestamp(submissions_close)}), but you "
-                              f"gave {timestamp(voting_close)}. Give a later voting deadline.")
+        raise UserFacingError(f"Voting must close after entries close ({discord_timestamp(submissions_close)}), "
+                              f"but you gave {discord_timestamp(voting_close)}. Give a later voting deadline.")
     if voting_close - submissions_close < SHORTEST_PHASE:
         raise UserFacingError("Give voters at least a minute: set the voting deadline a minute or more after the "
                               "entry deadline.")
     if voting_close - now > LONGEST_AHEAD:
         raise UserFacingError("A challenge can run for a year at most; give an earlier voting deadline.")
-
-
-def timestamp(moment: datetime, style: str = "f") -> str:
-    """A Discord timestamp: each member sees it in their own timezone; style R counts down by itself."""
-    return f"<t:{int(moment.timestamp())}:{style}>"

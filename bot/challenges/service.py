@@ -28,11 +28,12 @@ from sqlalchemy.orm import aliased
 
 from bot.art.techniques import TECHNIQUES
 from bot.artwork import ArtworkIntake, picture_writes, remember_member, remove_stored
-from bot.challenges.deadlines import check_deadlines, parse_deadline, timestamp
+from bot.challenges.deadlines import check_deadlines, parse_deadline
 from bot.challenges.ranking import rank
 from bot.errors import UserFacingError
 from bot.jobs.spec import JobSpec
 from bot.settings import Settings
+from bot.timestamps import discord_timestamp
 from models import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote, Member
 from models.base import UTCDateTime, utcnow
 
@@ -251,7 +252,7 @@ class ChallengeService:
         if challenge.phase == ChallengePhase.OPEN and self.clock() < challenge.submissions_close_at:
             return
         if challenge.phase in ACTIVE:
-            closed = timestamp(challenge.submissions_close_at)
+            closed = discord_timestamp(challenge.submissions_close_at)
             raise UserFacingError(f"Entries for **{challenge.title}** closed {closed}. Vote for your favourite in its "
                                   "thread!")
         raise UserFacingError(f"**{challenge.title}** is {challenge.phase}; it takes no more entries.")
@@ -407,7 +408,8 @@ class ChallengeService:
 
     def _check_vote(self, entry: ChallengeEntry, challenge: Challenge, voter_id: int, now: datetime) -> None:
         if challenge.phase == ChallengePhase.OPEN:
-            raise UserFacingError(f"Voting on **{challenge.title}** opens {timestamp(challenge.submissions_close_at)}.")
+            opens = discord_timestamp(challenge.submissions_close_at)
+            raise UserFacingError(f"Voting on **{challenge.title}** opens {opens}.")
         if challenge.phase == ChallengePhase.CANCELLED:
             raise UserFacingError(f"**{challenge.title}** was cancelled, so there is nothing to vote on.")
         if challenge.phase != ChallengePhase.VOTING or now >= challenge.voting_close_at:

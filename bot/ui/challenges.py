@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.art.contact_sheet import Tile, contact_sheets
-from bot.challenges.deadlines import timestamp
 from bot.challenges.service import LeaderboardRow, Standing
 from bot.jobs.spec import JobSpec
+from bot.timestamps import discord_timestamp
 from bot.ui.fit import EMBED_DESCRIPTION, THREAD_NAME, fit, fit_embed
 from bot.ui.views import AnsweringButton
 from models import Challenge, ChallengeEntry, ChallengePhase
@@ -58,10 +58,10 @@ def rules_text(challenge: Challenge) -> str:
 def challenge_embed(challenge: Challenge, entries: int | None = None) -> discord.Embed:
     embed = discord.Embed(title=f"Challenge #{challenge.id} · {challenge.title}", description=challenge.theme,
                           colour=CHALLENGE_COLOUR)
-    embed.add_field(name="Entries close", value=f"{timestamp(challenge.submissions_close_at)} "
-                                                f"({timestamp(challenge.submissions_close_at, 'R')})")
-    embed.add_field(name="Voting closes", value=f"{timestamp(challenge.voting_close_at)} "
-                                                f"({timestamp(challenge.voting_close_at, 'R')})")
+    embed.add_field(name="Entries close", value=f"{discord_timestamp(challenge.submissions_close_at)} "
+                                                f"({discord_timestamp(challenge.submissions_close_at, 'R')})")
+    embed.add_field(name="Voting closes", value=f"{discord_timestamp(challenge.voting_close_at)} "
+                                                f"({discord_timestamp(challenge.voting_close_at, 'R')})")
     embed.add_field(name="Phase", value=str(challenge.phase))
     embed.add_field(name="Rules", value=rules_text(challenge), inline=False)
     if challenge.phase == ChallengePhase.OPEN:
@@ -159,7 +159,7 @@ class VoteButton(AnsweringButton, discord.ui.DynamicItem[discord.ui.Button],
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
         receipt = await interaction.client.challenges.vote(self.entry_id, interaction.guild_id, interaction.user.id)
-        until = timestamp(receipt.challenge.voting_close_at, "R")
+        until = discord_timestamp(receipt.challenge.voting_close_at, "R")
         if receipt.previous_number == receipt.number:
             text = f"Your vote is already on #{receipt.number}."
         elif receipt.previous_number is not None:
@@ -263,8 +263,8 @@ class ChallengeDesk:
             files = await self._sheets(entry_tiles(entries), f"{challenge.title}: the entries", "entries")
             message = await thread.send(
                 f"Entries for **{challenge.title}** are closed: here are all {len(entries)}. Vote for your favourite "
-                f"with the button under it, until {timestamp(challenge.voting_close_at)} "
-                f"({timestamp(challenge.voting_close_at, 'R')}). One vote each, and you can move it; "
+                f"with the button under it, until {discord_timestamp(challenge.voting_close_at)} "
+                f"({discord_timestamp(challenge.voting_close_at, 'R')}). One vote each, and you can move it; "
                 "not for your own entry. Authors are revealed with the results.", files=files)
             await self.service.record_posts(challenge.id, voting_sheet_message_id=message.id)
         for entry in entries:

@@ -8,6 +8,7 @@ import discord
 
 from bot.jobs.service import Place
 from bot.jobs.spec import JobSpec
+from bot.timestamps import discord_timestamp
 from bot.ui.fit import fit, fit_embed
 from models import Job, JobStatus
 
@@ -43,7 +44,7 @@ def place_text(place: Place) -> str:
     if place.position == 1 and place.wait_seconds < 1:
         when = "next"
     elif place.starts_at is not None:  # a Discord timestamp: every member's client counts it down by itself
-        when = f"<t:{int(place.starts_at.timestamp())}:R>"
+        when = discord_timestamp(place.starts_at, "R")
     else:
         when = f"in about {format_duration(place.wait_seconds)}"
     return f"Waiting in the queue: position {place.position}, starts {when}."
