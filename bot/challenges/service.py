@@ -59,7 +59,6 @@ class EntryReceipt:
     entry: ChallengeEntry
     challenge: Challenge
     replaced: bool  # it took the place of an earlier entry of theirs
-    entries_of_theirs: int
 
 
 @dataclass(frozen=True)
@@ -245,8 +244,7 @@ class ChallengeService:
             entry = ChallengeEntry(challenge_id=challenge.id, user_id=user_id, slot=slot, title=title,
                                    job_id=job_id, recipe=recipe, created_at=self.clock())
             await self._store(entry, replaced, picture, display_name, guild_id)
-        count = len(mine) + (0 if replaced else 1)
-        return EntryReceipt(entry, challenge, replaced is not None, count)
+        return EntryReceipt(entry, challenge, replaced is not None)
 
     def _check_open(self, challenge: Challenge) -> None:
         if challenge.phase == ChallengePhase.OPEN and self.clock() < challenge.submissions_close_at:
@@ -322,6 +320,8 @@ class ChallengeService:
                                   ChallengePhase.VOTING if has_entries else ChallengePhase.CLOSED)
         elif challenge.phase == ChallengePhase.VOTING and now >= challenge.voting_close_at:
             await self.transition(challenge.id, ChallengePhase.VOTING, ChallengePhase.CLOSED)
+        else:
+            return challenge  # nothing was due
         return await self.get(challenge.id, challenge.guild_id)
 
     async def needing_work(self) -> list[Challenge]:
@@ -350,7 +350,7 @@ class ChallengeService:
             raise UserFacingError(f"**{challenge.title}** is already {challenge.phase}.")
         if not changed:
             raise UserFacingError(f"**{challenge.title}** changed phase just now; look again with /challenge show.")
-        return await self.advance(await self.get(challenge_id, guild_id))
+        return await self.advance(challenge)
 
     async def _set_deadline(self, challenge_id: int, phase: ChallengePhase, **deadline: datetime) -> bool:
         async with self.sessions.begin() as session:
