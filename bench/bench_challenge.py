@@ -23,7 +23,6 @@ import os
 import random
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -36,6 +35,7 @@ from bench.figures import figure, percentile
 from bot.client import Easel
 from bot.endpoints import configure_discord_endpoints
 from models import ChallengeVote
+from tests.clock import Clock
 from tests.discord_fake import FakeDiscord, FakeMessage
 from tests.e2e.conftest import READY_TIMEOUT, RunningBot, bot_settings
 
@@ -46,14 +46,6 @@ def png(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), (seed * 37 % 256, seed * 91 % 256, seed * 13 % 256)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def press_all(fake: FakeDiscord, presses: list[tuple[object, FakeMessage, str]], spread: float) -> list[float]:
@@ -116,7 +108,7 @@ async def prepare_challenge(fake: FakeDiscord, bot: Easel, clock: Clock, entries
             attachments={"image": ("entry.png", png(index), "image/png")}))
         if "is in" not in reply.content:
             raise RuntimeError(f"an entry was refused: {reply.content!r}")
-    clock.now += timedelta(days=1, minutes=1)
+    clock.advance(days=1, minutes=1)
     await bot.challenge_desk.sweep()
     thread_id = (await bot.challenges.get(challenge_id, fake.guild_id)).thread_id
     posts = {}

@@ -27,24 +27,12 @@ from bot.jobs.uploads import UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote, Job, JobStatus
+from tests.clock import SATURDAY_NOON, Clock
 
 GUILD, OTHER_GUILD, HOST = 1, 2, 99
 ADA, BO, CY, DEE = 10, 11, 12, 13
 NAMES = {ADA: "Ada", BO: "Bo", CY: "Cy", DEE: "Dee"}
-NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # a Saturday
-
-
-class Clock:
-    """The service's clock; tests move it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+NOW = SATURDAY_NOON
 
 
 def png(colour=(200, 40, 40), size=(48, 32)) -> bytes:

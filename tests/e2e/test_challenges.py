@@ -6,31 +6,19 @@ A host creates a challenge, members enter blind, the sweeper opens the vote and 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from models import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote
+from tests.clock import SATURDAY_NOON, Clock
 from tests.discord_fake import FakeDiscord, FakeMessage
 from tests.e2e.conftest import RunningBot, bot_settings
 from tests.e2e.test_generation import FAST, HOST_PERMISSIONS, job_id_of, png, wait_for_status
 
-START = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # a Saturday
-
-
-class Clock:
-    """The bot's clock: it moves only when a test says so."""
-
-    def __init__(self, now: datetime = START) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+START = SATURDAY_NOON
 
 
 @pytest.fixture
