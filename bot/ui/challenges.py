@@ -272,7 +272,7 @@ class ChallengeDesk:
                 continue
             buttons = discord.ui.View(timeout=None)
             buttons.add_item(VoteButton(entry.id, entry.number))
-            file = discord.File(entry.image_path, filename=f"entry-{entry.number}.webp")
+            file = await asyncio.to_thread(discord.File, entry.image_path, filename=f"entry-{entry.number}.webp")
             message = await thread.send(fit(f"**{entry_label(entry)}**"), file=file, view=buttons)
             await self.service.record_entry_post(entry.id, message.id)
 
