@@ -34,26 +34,26 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import discord
 from discord import app_commands
 from discord.ext import commands
-from PIL import Image
 
 from bench.figures import figure, percentile
+from bench.noop import NoopConfig, register_noop
 from bot import db
 from bot.art.models import ModelChoice
-from bot.art.technique import RunContext, RunResult, param
-from bot.art.techniques import TECHNIQUES
+from bot.art.technique import RunContext
 from bot.client import Easel
 from bot.endpoints import configure_discord_endpoints
+from bot.jobs.files import LocalFiles
 from bot.jobs.repository import JobRepository
 from bot.jobs.runner import JobRunner
 from bot.jobs.spec import JobSpec
 from bot.jobs.worker import GpuWorker, ProgressEvent
+from bot.jobs.workers import Lease, WorkerRegistry
 from models import Job, JobStatus
 from tests.discord_fake import FakeDiscord, FakeInteraction
 from tests.e2e.conftest import READY_TIMEOUT, RunningBot, bot_settings
@@ -63,47 +63,6 @@ RATE_LIMITED_EDITS, RETRY_AFTER = 3, 0.5  # 429s injected on the second status-e
 # Receipts (p50, p99 ms) of `--burst 100` before the burst was worked on: the mean of five runs at fd14bbd
 # on the 2-core development machine (p50 2344 to 2801, p99 2570 to 3036); its places were also wrong.
 BEFORE_BURST_RECEIPT_MS = (2462.0, 2718.0)
-
-
-# --- a technique that does no work --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NoopConfig:
-    size: int = param(32, help="side of the (flat) image in pixels", min=16, max=4096, limit="size")
-    steps: int = param(10, help="steps to pretend to run", min=1, max=100_000, limit="steps")
-    step_ms: float = param(0.0, help="milliseconds to sleep per step", min=0.0, max=1000.0)
-
-
-class NoopTechnique:
-    """Returns a flat image, two frames and a loss per step at once (or after step_ms per step)."""
-
-    name = "noop"
-    config_type = NoopConfig
-
-    def run(self, config: NoopConfig, seed: int, ctx: RunContext) -> RunResult:
-        started = time.monotonic()
-        side = config.size
-        first = Image.new("RGB", (side, side), (seed % 256, 40, 90))
-        last = Image.new("RGB", (side, side), (90, seed % 256, 40))
-        losses: list[float] = []
-        steps_done, cancelled = 0, False
-        for step in range(1, config.steps + 1):
-            if ctx.should_cancel():
-                cancelled = True
-                break
-            if config.step_ms:
-                time.sleep(config.step_ms / 1000)
-            losses.append(1.0 / step)
-            steps_done = step
-            if step % ctx.progress_every == 0 or step == config.steps:
-                ctx.on_progress(step, config.steps, last, {"loss": losses[-1]})
-        return RunResult(image=last, frames=[first, last], losses=losses, seconds=time.monotonic() - started,
-                         steps_done=steps_done, cancelled=cancelled)
-
-
-def register_noop() -> None:
-    TECHNIQUES["noop"] = NoopTechnique()  # type: ignore[assignment]
 
 
 def noop_command() -> app_commands.Command:
@@ -265,6 +224,9 @@ class CountingViews:
     async def job_cancelled(self, job: Job) -> None:
         pass
 
+    async def job_requeued(self, job: Job) -> None:
+        pass
+
 
 def noop_spec(seed: int, **config: object) -> JobSpec:
     return JobSpec(technique="noop", config=NoopConfig(**config), seed=seed)  # type: ignore[arg-type]
@@ -293,10 +255,7 @@ async def bench_runner(data_dir: Path, jobs: int) -> float:
                                      total_steps=spec.config.steps))
         views = CountingViews(jobs)
 
-        async def ready() -> None:
-            return None
-
-        runner = JobRunner(repository, worker, views, ready)
+        runner = JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(repository.sessions), lease=Lease())
         runner.start()
         try:
             await asyncio.wait_for(views.all_done.wait(), WAIT_SECONDS)

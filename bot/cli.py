@@ -22,6 +22,7 @@ from bot.render_cli import add_render_command
 from bot.retention import data_size, human_size, prune
 from bot.settings import Settings
 from bot.weights_cli import add_weights_command
+from bot.worker_cli import add_worker_command
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -58,10 +59,10 @@ def start_logging(settings: Settings) -> None:
     setup_logging(settings.log_level, settings.data_dir / "logs", secrets=[token])
 
 
-async def run_bot(settings: Settings, token: str) -> None:
+async def run_bot(settings: Settings, token: str, *, run_worker: bool = True) -> None:
     from bot.client import Easel  # discord.py is imported only for commands that talk to Discord
 
-    bot = Easel(settings)
+    bot = Easel(settings, run_worker=run_worker)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows has no signal handlers in asyncio
@@ -91,7 +92,7 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"Invalid setting: {error}", file=sys.stderr)
         return 2
     start_logging(settings)
-    asyncio.run(run_bot(settings, token))
+    asyncio.run(run_bot(settings, token, run_worker=args.worker))
     return 0
 
 
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="connect to Discord and serve the workshop",
                               description="Run the bot. It reads DISCORD_TOKEN from the environment or .env, "
                                           "upgrades the database and registers changed slash commands.")
+    run.add_argument("--no-worker", dest="worker", action="store_false",
+                     help="run no GPU worker here: `python -m bot worker` runs the jobs on other machines")
     run.set_defaults(func=command_run)
 
     database = commands.add_parser("db", help="upgrade, downgrade or show the database schema",
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_render_command(commands)
     add_course_command(commands)
     add_weights_command(commands)
+    add_worker_command(commands)
     return parser
 
 

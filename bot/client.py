@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -24,12 +25,13 @@ from bot.course.service import CourseService
 from bot.endpoints import configure_discord_endpoints
 from bot.errors import UserFacingError
 from bot.guilds import GuildService
-from bot.jobs.publisher import DiscordPublisher
+from bot.jobs.files import LocalFiles
 from bot.jobs.repository import JobRepository
 from bot.jobs.runner import SHUTDOWN_VIEWS_SECONDS, JobRunner
 from bot.jobs.service import JobService
 from bot.jobs.uploads import UploadStore
 from bot.jobs.worker import GpuWorker
+from bot.jobs.workers import Lease, WorkerRegistry
 from bot.moderation import ModerationService
 from bot.privacy import ForgetReport, forget_person
 from bot.retention import prune
@@ -38,6 +40,8 @@ from bot.state import AppStateStore
 from bot.ui.challenges import ChallengeDesk, VoteButton
 from bot.ui.course import COURSE_BUTTONS
 from bot.ui.fit import fit
+from bot.ui.publisher import DiscordPublisher
+from bot.ui.relay import JobEventRelay
 from bot.ui.views import BUTTONS, RunRecipeButton
 from models.base import utcnow
 
@@ -90,7 +94,7 @@ async def send_ephemeral(interaction: discord.Interaction, message: str) -> None
 
 class Easel(commands.Bot):
     def __init__(self, settings: Settings, *, force_sync: bool = False, cogs: tuple[str, ...] = COGS,
-                 clock: Callable[[], datetime] = utcnow, **client_options: Any) -> None:
+                 clock: Callable[[], datetime] = utcnow, run_worker: bool = True, **client_options: Any) -> None:
         configure_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -104,6 +108,7 @@ class Easel(commands.Bot):
         )
         self.cogs_to_load = cogs
         self.settings = settings
+        self.run_worker = run_worker  # False: workers run elsewhere (`bot run --no-worker`, PostgreSQL)
         self.force_sync = force_sync
         self.started_at = time.monotonic()
         self.engine: AsyncEngine = db.create_engine(settings.resolved_database_url)
@@ -124,7 +129,8 @@ class Easel(commands.Bot):
         self.challenges = ChallengeService(settings, self.sessions, ArtworkIntake(settings, self.jobs, self.moderation),
                                            clock)
         self.challenge_desk = ChallengeDesk(self)
-        self.runner: JobRunner | None = None
+        self.relay = JobEventRelay(self)
+        self.runner: JobRunner | None = None  # the bot's own GPU worker, unless it runs with --no-worker
         self.delivering: asyncio.Task[None] | None = None  # posts that a restart or an outage held back
         self.challenge_sweep: asyncio.Future[None] | None = None  # the latest sweep of challenges
         self._shutdown: asyncio.Task[None] | None = None
@@ -172,35 +178,46 @@ class Easel(commands.Bot):
                 log.info("could not delete message %s in channel %s", message_id, channel_id)
 
     async def start(self, token: str, *, reconnect: bool = True) -> None:
-        """Logs in (which runs `setup_hook`), starts the GPU worker, then connects to the gateway."""
+        """Logs in (which runs `setup_hook`), starts the GPU worker unless told not to, then connects."""
         await self.login(token)
-        await self.start_worker()
+        if self.run_worker:
+            await self.start_worker()
+        await self.start_relay()
+        self.sweep_data.start()
         self.sweep_challenges.start()
         await self.connect(reconnect=reconnect)
 
     async def start_worker(self) -> None:
-        """Starts the GPU worker and its runner, after putting back the jobs a crash left running.
-
-        Results and failure notices that never reached Discord (a crash, an outage) are posted now.
-        """
+        """Starts the bot's own GPU worker and its runner, after putting back the jobs a crash left running."""
         worker = GpuWorker(ModelChoice.from_settings(self.settings), self.settings.device,
                            self.settings.data_dir / "results", self.settings.progress_every)
-        self.runner = JobRunner(self.job_repository, worker, self.publisher, self.wait_until_ready)
+        registry = WorkerRegistry(self.sessions)
+        self.runner = JobRunner(self.job_repository, worker, self.publisher, LocalFiles(), registry,
+                                lease=Lease(self.settings.worker_lease_seconds), wait_until_ready=self.wait_until_ready)
         self.jobs.runner = self.runner
-        requeued, failed = await self.job_repository.recover_interrupted()
-        if requeued or failed:
-            log.info("after a restart: jobs %s back in the queue, jobs %s failed",
-                     [job.id for job in requeued], [job.id for job in failed])
+        # With SQLite this is the only worker: whatever a crash left running was its own, and goes back now.
+        # With PostgreSQL other workers may be running jobs: theirs go back only when their leases run out.
+        requeued, failed, cancelled = await self.job_repository.recover_interrupted(
+            only_expired=self.settings.shared_database)
+        if requeued or failed or cancelled:
+            log.info("after a restart: jobs %s back in the queue, jobs %s failed, jobs %s cancelled",
+                     [job.id for job in requeued], [job.id for job in failed], [job.id for job in cancelled])
         for job in requeued:
             try:
                 await self.publisher.job_requeued(job)
             except discord.HTTPException:
                 log.warning("job %s: could not update its status message", job.id)
+        await registry.register(self.settings.worker_name or socket.gethostname(), str(worker.device),
+                                "; ".join(worker.describe()))
+        self.runner.start()
+        log.info("GPU worker on %s; %s", worker.device, "; ".join(worker.describe()))
+
+    async def start_relay(self) -> None:
+        """Posts what workers elsewhere report, and the results and failure notices a restart or an outage
+        kept from being posted."""
         missed = await self.job_repository.undelivered()
         self.delivering = asyncio.create_task(self.publisher.deliver_missed(missed), name="easel-deliver-missed")
-        self.runner.start()
-        self.sweep_data.start()
-        log.info("GPU worker on %s; %s", worker.device, "; ".join(worker.describe()))
+        self.relay.start()
 
     @tasks.loop(hours=24)
     async def sweep_data(self) -> None:
@@ -278,6 +295,7 @@ class Easel(commands.Bot):
             await asyncio.wait({self.challenge_sweep}, timeout=SHUTDOWN_VIEWS_SECONDS)
         if self.runner is not None:
             await self.runner.stop()
+        await self.relay.stop()
         if self.delivering is not None:
             await asyncio.wait({self.delivering}, timeout=SHUTDOWN_VIEWS_SECONDS)
         await self.publisher.close()

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
 
     # Hardware and logging
     device: str = "auto"
+    worker_name: str | None = None  # how /about names this machine's worker (default: the host name)
+    worker_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Models
@@ -85,6 +87,11 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             return None
         return value
+
+    @property
+    def shared_database(self) -> bool:
+        """PostgreSQL: workers on other machines may run the jobs, so their input images go in the database."""
+        return self.resolved_database_url.startswith("postgresql")
 
     @cached_property
     def resolved_database_url(self) -> str:

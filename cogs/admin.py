@@ -14,10 +14,12 @@ from discord.ext import commands
 from bot import __version__
 from bot.errors import UserFacingError
 from bot.jobs.parser import limit_floor
+from bot.jobs.service import may_see
+from bot.jobs.workers import WorkerSummary
 from bot.retention import DataSize, data_size, human_size
 from bot.timestamps import discord_timestamp
 from bot.ui.checks import host_only, is_host
-from bot.ui.fit import fit
+from bot.ui.fit import FIELD_VALUE, fit
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -26,6 +28,18 @@ DATA_SIZE_SECONDS = 60  # how long /about reuses the data folder's size: walking
 TERM_SHOWN = 200  # characters of a blocked term echoed back (terms are at most this long)
 TERM_KINDS = [app_commands.Choice(name="word or phrase", value="word"),
               app_commands.Choice(name="regular expression", value="pattern")]
+
+
+def worker_line(worker: WorkerSummary, user_id: int, guild_id: int | None) -> str:
+    """One worker for /about: its name and device, and what it runs (a job this person may not see is not named)."""
+    if worker.job is None:
+        doing = "idle"
+    elif may_see(worker.job, user_id, guild_id):
+        doing = (f"running job #{worker.job.id} ({worker.job.technique}, step {worker.job.progress_step}"
+                 f"/{worker.job.total_steps})")
+    else:
+        doing = "running a job from another server"
+    return f"**{worker.name}** · {worker.device} · {doing}"
 
 
 def format_uptime(seconds: float) -> str:
@@ -59,13 +73,16 @@ class Admin(commands.Cog):
             colour=discord.Colour.blurple(),
         )
         embed.add_field(name="Version", value=__version__)
-        worker = self.bot.runner.worker if self.bot.runner else None
-        embed.add_field(name="Device", value=str(worker.device) if worker else "worker not started")
         embed.add_field(name="Uptime", value=format_uptime(self.bot.uptime_seconds))
-        if worker:
-            embed.add_field(name="Models", value="\n".join(worker.describe()[:2]), inline=False)
         embed.add_field(name="Running", value=f"job #{running.id} ({running.technique})" if running else "nothing")
         embed.add_field(name="Queue", value=f"{queued} job{'s' if queued != 1 else ''} waiting")
+        workers = await self.bot.jobs.workers()
+        embed.add_field(name=f"Workers ({len(workers)})", inline=False, value=fit(
+            "\n".join(worker_line(worker, interaction.user.id, interaction.guild_id) for worker in workers)
+            or "None is running: jobs wait until a worker starts.", FIELD_VALUE))
+        if workers:
+            embed.add_field(name="Models", value=fit("\n".join(workers[0].models.split("; ")[:2]), FIELD_VALUE),
+                            inline=False)
         if await is_host(interaction):
             size = await self.cached_data_size()
             embed.add_field(name="Data folder", inline=False, value=(
@@ -144,8 +161,8 @@ class Admin(commands.Cog):
         assert interaction.guild_id is not None
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.bot.guild_service.update(interaction.guild_id, queue_paused=paused)
-        if not paused and self.bot.runner is not None:
-            self.bot.runner.wake()
+        if not paused:
+            await self.bot.jobs.queue_resumed()
         text = ("Paused: queued jobs from this server wait until /easel queue resume. The running job finishes."
                 if paused else "Resumed: this server's queued jobs run again.")
         await interaction.followup.send(text, ephemeral=True)

@@ -7,6 +7,7 @@ from models.guild import GuildSettings, Member
 from models.job import Job, JobStatus
 from models.moderation import BlockedTerm, ModerationEvent
 from models.state import AppState
+from models.worker import JobEvent, JobInput, JobOutput, Worker
 
 __all__ = [
     "AppState",
@@ -19,6 +20,9 @@ __all__ = [
     "Exercise",
     "GuildSettings",
     "Job",
+    "JobEvent",
+    "JobInput",
+    "JobOutput",
     "JobStatus",
     "Lesson",
     "LessonRun",
@@ -27,4 +31,5 @@ __all__ = [
     "Review",
     "Submission",
     "SubmissionStatus",
+    "Worker",
 ]

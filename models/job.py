@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Enum, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -53,6 +53,12 @@ class Job(Base):
     keyframes_posted: Mapped[int] = mapped_column(Integer, default=0)
     final_message_id: Mapped[int | None] = mapped_column(BigInteger)
     failure_notice_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Who runs it: a worker claims a job with a lease that it renews while it runs. A lease that runs out
+    # (the worker died) puts the job back in the queue; a cancel asked for on another machine waits here.
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

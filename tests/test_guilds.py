@@ -1,4 +1,7 @@
 from bot.guilds import GuildConfig, GuildService
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 
 async def test_a_guild_without_settings_gets_defaults(sessions):

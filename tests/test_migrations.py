@@ -1,9 +1,13 @@
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 import models
 from bot import db
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 
 async def table_names(engine) -> set[str]:
@@ -39,6 +43,8 @@ async def test_migrated_schema_matches_the_models(engine):
 
 
 async def test_sqlite_pragmas_are_set_on_every_connection(engine):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's pragmas")
     async with engine.connect() as connection:
         journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
         foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()

@@ -8,6 +8,9 @@ import regex
 import bot.moderation as moderation_module
 from bot.errors import UserFacingError
 from bot.moderation import MAX_LOGGED_PROMPT_CHARS, ModerationService, ModerationTimedOut, TermKind
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 GUILD = 1
 OTHER_GUILD = 2

@@ -9,6 +9,9 @@ from bot.jobs.repository import JobRepository
 from bot.retention import data_size, human_size, prune
 from models import Job, JobStatus
 from models.base import utcnow
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 KEEP_DAYS = 30
 NOW = utcnow()

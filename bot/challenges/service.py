@@ -264,9 +264,11 @@ class ChallengeService:
                 if replaced is not None:
                     await session.execute(delete(ChallengeEntry).where(ChallengeEntry.id == replaced.id))
                 session.add(entry)
-                await session.flush()  # a write: from here the database is ours (SQLite) or the row locked
+                await session.flush()  # a write: from here the database is ours (SQLite)
+                # PostgreSQL: entrants of one challenge take turns from here, so each count sees the others'
+                # entries. NO KEY UPDATE, as the entries' foreign keys already share-lock the row.
                 challenge = await session.scalar(select(Challenge).where(Challenge.id == entry.challenge_id)
-                                                 .with_for_update(read=True))
+                                                 .with_for_update(key_share=True))
                 assert challenge is not None
                 self._check_open(challenge)
                 total = await session.scalar(select(func.count()).select_from(ChallengeEntry)

@@ -2,6 +2,10 @@
 
 A job's status changes only through `transition`, which refuses illegal moves (a finished job
 cannot become running) and is atomic: it updates the row only if it still has the old status.
+
+Workers claim jobs with a lease (`claim_next`) and renew it while they run (`renew_lease`); a worker
+records an outcome only while the job is still its own, so a job whose lease ran out and that another
+worker picked up is never finished twice.
 """
 
 from __future__ import annotations
@@ -9,11 +13,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.jobs.scheduler import QueuedJob, fair_order
-from models import GuildSettings, Job, JobStatus
+from bot.jobs.signals import JOBS_QUEUED, notify
+from models import GuildSettings, Job, JobInput, JobStatus
 from models.base import utcnow
 
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -40,28 +45,47 @@ class JobRepository:
         self.sessions = sessions
         self._seconds_per_step: dict[str, float] | None = None  # read once, then updated as jobs finish
 
-    async def add(self, job: Job) -> Job:
+    async def add(self, job: Job, inputs: dict[str, bytes] | None = None) -> Job:
+        """Stores a queued job with its input images' bytes (a worker on another machine reads them)."""
         async with self.sessions.begin() as session:
             session.add(job)
+            await session.flush()
+            session.add_all(JobInput(job_id=job.id, field=field, data=data) for field, data in (inputs or {}).items())
+            await notify(session, JOBS_QUEUED)  # wakes idle workers on other machines (PostgreSQL)
         return job
+
+    async def announce_queued(self) -> None:
+        """Wakes idle workers elsewhere: jobs may run now (a guild's queue resumed, say)."""
+        async with self.sessions.begin() as session:
+            await notify(session, JOBS_QUEUED)
 
     async def get(self, job_id: int) -> Job | None:
         async with self.sessions() as session:
             return await session.get(Job, job_id)
 
-    async def transition(self, job_id: int, old: JobStatus, new: JobStatus, **fields: Any) -> Job:
-        """Moves a job from `old` to `new` (and sets `fields`), or raises IllegalTransition."""
+    async def transition(self, job_id: int, old: JobStatus, new: JobStatus, *,
+                         only_if: ColumnElement[bool] | None = None, **fields: Any) -> Job:
+        """Moves a job from `old` to `new` (and sets `fields`), or raises IllegalTransition.
+
+        `only_if` is a further condition on the row, such as "still this worker's" or "its lease ran out".
+        """
         if new not in ALLOWED_TRANSITIONS[old]:
             raise IllegalTransition(f"job {job_id}: {old} -> {new} is not allowed")
         if new in FINISHED:
             fields.setdefault("finished_at", utcnow())
+        if old == JobStatus.RUNNING:
+            fields.setdefault("lease_expires_at", None)
+        guard = Job.status == old if only_if is None else (Job.status == old) & only_if
         async with self.sessions.begin() as session:
             job = await session.scalar(
-                update(Job).where(Job.id == job_id, Job.status == old).values(status=new, **fields).returning(Job)
+                update(Job).where(Job.id == job_id, guard).values(status=new, **fields).returning(Job)
             )
+            if job is not None and new in FINISHED:
+                await session.execute(delete(JobInput).where(JobInput.job_id == job_id))  # no worker reads them now
             if job is None:
                 current = await session.scalar(select(Job.status).where(Job.id == job_id))
-                raise IllegalTransition(f"job {job_id} is {current}, not {old}: cannot make it {new}")
+                reason = f"is {current}, not {old}" if current != old else "is no longer as expected"
+                raise IllegalTransition(f"job {job_id} {reason}: cannot make it {new}")
         if new == JobStatus.DONE:
             self._learn_speed(job)
         return job
@@ -98,34 +122,82 @@ class JobRepository:
         ]
         return fair_order(queued, last_started_by_user, last_started_by_guild)
 
-    async def claim_next(self) -> Job | None:
-        """Marks the next job running and returns it; None when nothing is waiting."""
+    async def claim_next(self, worker_id: str, lease: timedelta) -> Job | None:
+        """Marks the next job running for this worker, with a lease, and returns it; None when nothing waits.
+
+        Each candidate is locked with FOR UPDATE SKIP LOCKED (PostgreSQL): a job another worker is claiming
+        at this moment is skipped rather than waited for, and the guarded update makes one of two claims win.
+        """
         for candidate in await self.queued_in_order():
-            try:
-                return await self.transition(
-                    candidate.id, JobStatus.QUEUED, JobStatus.RUNNING, started_at=utcnow(), attempts=Job.attempts + 1
+            free = (select(Job.id).where(Job.id == candidate.id, Job.status == JobStatus.QUEUED)
+                    .with_for_update(skip_locked=True).scalar_subquery())
+            now = utcnow()
+            async with self.sessions.begin() as session:
+                job = await session.scalar(
+                    update(Job).where(Job.id == free, Job.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.RUNNING, started_at=now, attempts=Job.attempts + 1, worker_id=worker_id,
+                            lease_expires_at=now + lease, cancel_requested=False, progress_step=0)
+                    .returning(Job)
                 )
-            except IllegalTransition:
-                continue  # cancelled since the queue was read
+            if job is not None:
+                return job
+            # else cancelled, or claimed by another worker, since the queue was read
         return None
 
-    async def recover_interrupted(self) -> tuple[list[Job], list[Job]]:
-        """At start-up: jobs left running go back to the queue, or fail after a second interruption.
+    async def renew_lease(self, job_id: int, worker_id: str, lease: timedelta, step: int) -> bool | None:
+        """Extends this worker's lease on its running job and records its step.
 
-        Returns (requeued, failed).
+        Returns whether a cancel was asked for, or None when the job is no longer this worker's.
         """
+        async with self.sessions.begin() as session:
+            return await session.scalar(
+                update(Job).where(Job.id == job_id, Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+                .values(lease_expires_at=utcnow() + lease, progress_step=step).returning(Job.cancel_requested)
+            )
+
+    async def request_cancel(self, job_id: int) -> bool:
+        """Asks the worker running a job to stop it (it reads this when it renews its lease).
+
+        False when no worker holds a live lease on it.
+        """
+        async with self.sessions.begin() as session:
+            asked = await session.scalar(
+                update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_expires_at > utcnow())
+                .values(cancel_requested=True).returning(Job.id)
+            )
+        return asked is not None
+
+    async def recover_interrupted(self, *, only_expired: bool = True) -> tuple[list[Job], list[Job], list[Job]]:
+        """Running jobs whose worker is gone: their leases ran out (or, with `only_expired=False` at the
+        start of the one worker a SQLite bot has, all of them). Each goes back to the queue, or is cancelled
+        if someone asked, or fails after a second interruption.
+
+        Returns (requeued, failed, cancelled).
+        """
+        query = select(Job).where(Job.status == JobStatus.RUNNING)
+        gone = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at <= utcnow())
+        if only_expired:
+            query = query.where(gone)
         async with self.sessions() as session:
-            running = (await session.execute(select(Job).where(Job.status == JobStatus.RUNNING))).scalars().all()
-        requeued, failed = [], []
+            running = (await session.execute(query.order_by(Job.id))).scalars().all()
+        requeued, failed, cancelled = [], [], []
         for job in running:
-            if job.attempts >= MAX_ATTEMPTS:
-                failed.append(await self.transition(
-                    job.id, JobStatus.RUNNING, JobStatus.FAILED,
-                    error="The bot stopped twice while this job ran, so it was not tried a third time.",
-                ))
-            else:
-                requeued.append(await self.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED))
-        return requeued, failed
+            still_gone = gone if only_expired else None  # a worker may have renewed since the read
+            try:
+                if job.cancel_requested:
+                    cancelled.append(await self.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED,
+                                                           only_if=still_gone))
+                elif job.attempts >= MAX_ATTEMPTS:
+                    failed.append(await self.transition(
+                        job.id, JobStatus.RUNNING, JobStatus.FAILED, only_if=still_gone,
+                        error="Its worker stopped twice while this job ran, so it was not tried a third time.",
+                    ))
+                else:
+                    requeued.append(await self.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED,
+                                                          only_if=still_gone))
+            except IllegalTransition:
+                continue  # finished or renewed meanwhile
+        return requeued, failed, cancelled
 
     async def undelivered(self, since: timedelta = timedelta(days=1)) -> list[Job]:
         """Jobs finished lately whose result (done) or failure notice (failed) was never posted."""
@@ -146,9 +218,10 @@ class JobRepository:
         async with self.sessions() as session:
             return await session.scalar(query) or 0
 
-    async def running(self) -> Job | None:
+    async def running(self) -> list[Job]:
+        """The jobs that workers are running now, oldest first."""
         async with self.sessions() as session:
-            return await session.scalar(select(Job).where(Job.status == JobStatus.RUNNING).limit(1))
+            return list(await session.scalars(select(Job).where(Job.status == JobStatus.RUNNING).order_by(Job.id)))
 
     async def active_for_user(self, user_id: int) -> list[Job]:
         async with self.sessions() as session:

@@ -1,7 +1,9 @@
 """The loop that feeds the GPU worker: claim the next job, run it, record the outcome.
 
-It runs on the event loop and is the only place that moves jobs out of `running`. What people
-see of a job is left to a `JobViews` (the Discord publisher, or a recorder in benchmarks).
+It runs on the event loop and is the only place that moves jobs out of `running`. It claims each job
+with a lease and renews it while the job runs; it records an outcome only while the job is still its
+own. What people see of a job is left to a `JobViews`: the Discord publisher when the bot runs its own
+worker, job events in the database for a worker on another machine (see bot/jobs/events.py).
 """
 
 from __future__ import annotations
@@ -10,15 +12,18 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.art.imagefiles import ImageRejected
 from bot.art.technique import MissingWeightsError
+from bot.jobs.files import JobFiles
+from bot.jobs.ordered import UpdatesInOrder
 from bot.jobs.parser import SpecError
-from bot.jobs.repository import JobRepository
+from bot.jobs.repository import IllegalTransition, JobRepository
 from bot.jobs.spec import JobSpec
-from bot.jobs.worker import GpuWorker, JobFailed, ProgressEvent
+from bot.jobs.worker import GpuWorker, JobFailed, JobOutput, ProgressEvent
+from bot.jobs.workers import Lease, WorkerRegistry
 from models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ class JobViews(Protocol):
     async def job_done(self, job: Job) -> None: ...
     async def job_failed(self, job: Job, message: str) -> None: ...
     async def job_cancelled(self, job: Job) -> None: ...
+    async def job_requeued(self, job: Job) -> None: ...
 
 
 def explain_failure(error: BaseException) -> str:
@@ -48,12 +54,17 @@ def explain_failure(error: BaseException) -> str:
 
 
 class JobRunner:
-    def __init__(self, repository: JobRepository, worker: GpuWorker, views: JobViews,
-                 wait_until_ready: Callable[[], Awaitable[object]]) -> None:
+    def __init__(self, repository: JobRepository, worker: GpuWorker, views: JobViews, files: JobFiles,
+                 registry: WorkerRegistry, *, lease: Lease,
+                 wait_until_ready: Callable[[], Awaitable[object]] | None = None) -> None:
         self.repository = repository
-        self.wait_until_ready = wait_until_ready  # the first job waits until Discord is connected
+        self.wait_until_ready = wait_until_ready  # the bot's own worker waits until Discord is connected
         self.worker = worker
         self.views = views
+        self.files = files
+        self.registry = registry
+        self.worker_id = registry.worker_id
+        self.lease = lease
         self.current: Job | None = None
         self.current_step = (0, 0)  # (step, total) of the running job
         self._wake = asyncio.Event()
@@ -62,11 +73,21 @@ class JobRunner:
         self._cancelled_by_people: set[int] = set()  # job ids; a person's cancel beats a shutdown's
         self._claiming = False  # a claim is under way: the job it returns may be cancelled already
         self._task: asyncio.Task[None] | None = None
-        self._showing: dict[int, asyncio.Task[None]] = {}  # per job, its latest view update
+        self._updates = UpdatesInOrder("easel-show")  # the GPU never waits for Discord
+        self._lost: set[int] = set()  # jobs whose lease ran out under this worker: another may run them now
         self._connected = False
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.drain = False  # stop once the queue is empty (`bot worker --drain`)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="easel-job-runner")
+        self._heartbeat = asyncio.create_task(self._keep_lease(), name="easel-lease")
+
+    async def wait(self) -> None:
+        """Returns when the loop has ended (after `stop`, or an empty queue when draining)."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
     def wake(self) -> None:
         """Tells the runner that a job was queued or a guild resumed."""
@@ -97,29 +118,63 @@ class JobRunner:
                 self._task.cancel()  # still waiting for Discord: no job was started
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._showing:
-            await asyncio.wait(list(self._showing.values()), timeout=SHUTDOWN_VIEWS_SECONDS)
+        await self._updates.wait(SHUTDOWN_VIEWS_SECONDS)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self.registry.remove()
         await asyncio.to_thread(self.worker.shutdown)
 
+    async def _keep_lease(self) -> None:
+        """Renews the running job's lease and the worker's own record; hands on a cancel asked for elsewhere."""
+        while True:
+            job = self.current
+            try:
+                if job is not None:
+                    asked = await self.repository.renew_lease(job.id, self.worker_id, self.lease.length,
+                                                              self.current_step[0])
+                    if asked is None and self.current is job:
+                        self._lose(job.id)
+                    elif asked:
+                        self.cancel(job.id)
+                await self.registry.heartbeat(self.current.id if self.current else None)
+            except Exception:  # the database is away: the lease may run out, and the job run elsewhere
+                log.warning("could not renew the lease of job %s", job and job.id, exc_info=True)
+            await asyncio.sleep(self.lease.renew_every)
+
+    def _lose(self, job_id: int) -> None:
+        log.warning("job %s: its lease ran out and it is no longer this worker's; stopping it here", job_id)
+        self._lost.add(job_id)
+        flag = self._cancel_flags.get(job_id)
+        if flag is not None:
+            flag.set()
+
     async def _run_forever(self) -> None:
-        await self.wait_until_ready()
+        if self.wait_until_ready is not None:
+            await self.wait_until_ready()
         self._connected = True
         while not self._stopping:
             self._claiming = True
             try:
-                job = await self.repository.claim_next()
+                job = await self.repository.claim_next(self.worker_id, self.lease.length)
             except Exception:
                 log.exception("could not claim the next job")
                 job = None
             finally:
                 self._claiming = False
             if job is None:
+                if self.drain:
+                    return
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
                 continue
             try:
                 await self._run_one(job)
+            except IllegalTransition:
+                log.warning("job %s is no longer this worker's (its lease ran out): its outcome is not recorded",
+                            job.id)
             except Exception:
                 # Recording the outcome failed (the database, say). The row stays `running`, so the
                 # next start puts it back in the queue; this loop goes on with the next job.
@@ -131,57 +186,51 @@ class JobRunner:
             cancel.set()  # asked to stop while it was being claimed: it ends before its first step
         self._cancel_flags[job.id] = cancel
         self.current, self.current_step = job, (0, job.total_steps)
+        mine = Job.worker_id == self.worker_id  # every outcome is recorded only while the job is still ours
         try:
-            self._show(job.id, self.views.job_started(job))
+            self._updates.add(job.id, self.views.job_started(job))
 
             def on_progress(event: ProgressEvent) -> None:
                 self.current_step = (event.step, event.total)
                 self.views.job_progress(job, event)
 
             try:
-                output = await self.worker.run(job.id, JobSpec.from_dict(job.spec), on_progress, cancel)
+                spec = await self.files.prepare(job.id, JobSpec.from_dict(job.spec))
+                output = await self.worker.run(job.id, spec, on_progress, cancel)
             except Exception as error:
+                if job.id in self._lost:
+                    return
                 log.exception("job %s failed", job.id)
                 message = explain_failure(error)
-                failed = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.FAILED, error=message)
-                self._show(job.id, self.views.job_failed(failed, message))
+                failed = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.FAILED, only_if=mine,
+                                                          error=message)
+                self._updates.add(job.id, self.views.job_failed(failed, message))
                 return
-
+            if job.id in self._lost:
+                return
             if output.result.cancelled and job.id in self._cancelled_by_people:
-                cancelled = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED)
-                self._show(job.id, self.views.job_cancelled(cancelled))
+                cancelled = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED,
+                                                             only_if=mine)
+                self._updates.add(job.id, self.views.job_cancelled(cancelled))
             elif output.result.cancelled:
                 # Stopped by a shutdown, which is not a crash: the job goes back to the queue as it was.
-                await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED,
-                                                 attempts=max(0, job.attempts - 1))
+                requeued = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED, only_if=mine,
+                                                            attempts=max(0, job.attempts - 1),
+                                                            progress_step=output.result.steps_done)
+                self._updates.add(job.id, self.views.job_requeued(requeued))
             else:
-                done = await self.repository.transition(
-                    job.id, JobStatus.RUNNING, JobStatus.DONE,
-                    result_path=str(output.image_path), animation_path=str(output.animation_path),
-                    metrics=output.metrics(), progress_step=output.result.steps_done,
-                )
-                self._show(job.id, self.views.job_done(done))
+                await self._record_done(job, output)
         finally:
             self._cancel_flags.pop(job.id, None)
             self._cancelled_by_people.clear()  # one job runs at a time: any other id here is stale
+            self._lost.discard(job.id)
             self.current = None
 
-    def _show(self, job_id: int, update: Coroutine[object, object, None]) -> None:
-        """Shows a job's change in the background, after its earlier changes: the GPU never waits for Discord.
-
-        A view that fails (Discord down, say) is logged and the queue goes on; the job row is the truth.
-        """
-        previous = self._showing.get(job_id)
-
-        async def after_previous() -> None:
-            if previous is not None:
-                await asyncio.wait({previous})
-            try:
-                await update
-            except Exception:
-                log.exception("could not show job %s's change on Discord", job_id)
-
-        task = asyncio.create_task(after_previous(), name=f"easel-show-{job_id}")
-        self._showing[job_id] = task
-        task.add_done_callback(lambda done: self._showing.pop(job_id, None) if self._showing.get(job_id) is done
-                               else None)
+    async def _record_done(self, job: Job, output: JobOutput) -> None:
+        """Keeps the files where the bot can post them, then marks the job done."""
+        paths = await self.files.keep(job.id, output)
+        done = await self.repository.transition(
+            job.id, JobStatus.RUNNING, JobStatus.DONE, only_if=Job.worker_id == self.worker_id,
+            metrics=output.metrics(), progress_step=output.result.steps_done, **paths,
+        )
+        self._updates.add(job.id, self.views.job_done(done))

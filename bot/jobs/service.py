@@ -21,11 +21,13 @@ from bot.art.models import ModelChoice, missing_weights
 from bot.coalesce import Coalesced
 from bot.errors import UserFacingError
 from bot.guilds import GuildConfig, GuildService
+from bot.jobs.files import read_inputs
 from bot.jobs.parser import Limits, SpecError, parse_job
 from bot.jobs.repository import IllegalTransition, JobRepository
 from bot.jobs.scheduler import estimated_waits
 from bot.jobs.spec import JobSpec
 from bot.jobs.uploads import CheckedUpload, UploadStore
+from bot.jobs.workers import Lease, WorkerSummary, live_workers
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import Job, JobStatus
@@ -142,19 +144,29 @@ class JobService:
 
         # With a workshop channel configured, every job's thread goes there, wherever it was asked for.
         channel_id = (config and config.workshop_channel_id) or request.channel_id
+        inputs = await read_inputs(spec) if self.settings.shared_database else None
         job = await self.repository.add(Job(
             guild_id=request.guild_id, channel_id=channel_id, user_id=request.user_id,
             technique=spec.technique, spec=spec.to_dict(), seed=spec.seed,
             title=job_title(spec), host_lane=request.is_host, parent_job_id=request.parent_job_id,
             total_steps=getattr(spec.config, "steps", 0),
-        ))
-        if self.runner is not None:
-            self.runner.wake()
+        ), inputs)
+        self.wake_workers()
         try:
             place = await self.place_of(job)
         except Exception as error:
             raise JobQueuedAnyway(job.id) from error
         return Receipt(job=job, place=place, notes=parsed.notes)
+
+    def wake_workers(self) -> None:
+        """Jobs may run now: the bot's own worker looks at once (workers elsewhere hear it from the database)."""
+        if self.runner is not None:
+            self.runner.wake()
+
+    async def queue_resumed(self) -> None:
+        """A guild's queue resumed: every idle worker, here or elsewhere, looks for its jobs now."""
+        self.wake_workers()
+        await self.repository.announce_queued()
 
     async def _moderate(self, request: JobRequest, spec: JobSpec) -> None:
         """Checks every text the job will use, after parsing, against the guild's blocked terms."""
@@ -239,14 +251,21 @@ class JobService:
         return Place(None, paused=bool(config and config.queue_paused and job.status == JobStatus.QUEUED))
 
     async def _running_seconds_left(self) -> float:
+        """How soon a worker is free: the least time left of the running jobs (0 when one is idle).
+
+        With several workers this is a rough guess; the places themselves stay right.
+        """
         running = await self.repository.running()
-        if running is None:
+        if not running:
             return 0.0
-        step = 0
-        if self.runner is not None and self.runner.current is not None and self.runner.current.id == running.id:
-            step = self.runner.current_step[0]
-        per_step = (await self.repository.seconds_per_step()).get(running.technique, 0.1)
-        return max(0, running.total_steps - step) * per_step
+        per_step = await self.repository.seconds_per_step()
+        return min(max(0, job.total_steps - self._step_of(job)) * per_step.get(job.technique, 0.1) for job in running)
+
+    def _step_of(self, job: Job) -> int:
+        """A running job's step: the bot's own worker knows it now; others record it when they renew their lease."""
+        if self.runner is not None and self.runner.current is not None and self.runner.current.id == job.id:
+            return self.runner.current_step[0]
+        return job.progress_step
 
     async def queue_view(self, user_id: int, guild_id: int | None) -> QueueView:
         """The person's jobs and the queue's length; the running job only if they may see it."""
@@ -280,8 +299,13 @@ class JobService:
                 await self._running_if_visible(user_id, guild_id))
 
     async def _running_if_visible(self, user_id: int, guild_id: int | None) -> Job | None:
-        running = await self.repository.running()
-        return running if running is not None and may_see(running, user_id, guild_id) else None
+        """The oldest running job this person may see."""
+        return next((job for job in await self.repository.running() if may_see(job, user_id, guild_id)), None)
+
+    async def workers(self) -> list[WorkerSummary]:
+        """The workers heard from within a few lease renewals: the ones running now."""
+        lease = Lease(self.settings.worker_lease_seconds)
+        return await live_workers(self.repository.sessions, timedelta(seconds=max(3 * lease.renew_every, 5.0)))
 
     async def get(self, job_id: int) -> Job:
         job = await self.repository.get(job_id)
@@ -308,6 +332,8 @@ class JobService:
         if job.status == JobStatus.RUNNING:
             if self.runner is not None and self.runner.cancel(job.id):
                 return job, f"Stopping job #{job.id} after its current step."
+            if await self.repository.request_cancel(job.id):  # a worker on another machine runs it
+                return job, f"Stopping job #{job.id} after its current step (its worker hears of it within seconds)."
             return await self._cancel_stale(job)
         raise _nothing_to_cancel(job)
 

@@ -14,10 +14,10 @@ import discord
 
 from bot.course.service import NOT_STARTED, LessonProgress, LessonView, ReviewOutcome, SubmissionView
 from bot.errors import UserFacingError
-from bot.jobs.publisher import ping_only
 from bot.jobs.spec import JobSpec
 from bot.ui.checks import is_host
 from bot.ui.fit import fit, fit_embed
+from bot.ui.publisher import ping_only
 from bot.ui.views import AnsweringButton, answer_with_receipt, request_from
 from models import SubmissionStatus
 

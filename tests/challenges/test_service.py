@@ -28,6 +28,9 @@ from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote, Job, JobStatus
 from tests.clock import SATURDAY_NOON, Clock
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 GUILD, OTHER_GUILD, HOST = 1, 2, 99
 ADA, BO, CY, DEE = 10, 11, 12, 13
@@ -757,7 +760,7 @@ async def test_thevote_statement_itself_refuses_what_the_checks_before_it_refuse
 
     async def counted(entry_id: int, guild_id: int, voter_id: int, now) -> int:
         async with sessions.begin() as session:
-            result = await session.execute(vote_statement("sqlite", entry_id, guild_id, voter_id, now))
+            result = await session.execute(vote_statement(session.bind.dialect.name, entry_id, guild_id, voter_id, now))
         return result.rowcount
 
     assert await counted(entries[ADA].id, GUILD, ADA, clock()) == 0  # her own entry

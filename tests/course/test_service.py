@@ -21,6 +21,9 @@ from bot.jobs.uploads import UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import Exercise, Lesson, LessonRun, Review, Submission, SubmissionStatus
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 GUILD, OTHER_GUILD, ADA, BO, HOST = 1, 2, 10, 11, 99
 

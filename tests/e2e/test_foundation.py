@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ async def test_about_is_deferred_in_time_and_answers(fake: FakeDiscord, easel: R
     assert first.type == DEFERRED and first.data["flags"] & EPHEMERAL
     await fake.wait_until(lambda: interaction.original is not None and interaction.original.embeds)
     fields = {field["name"]: field["value"] for field in interaction.original.embeds[0]["fields"]}
-    assert fields["Device"] == "cpu"
+    assert fields["Workers (1)"] == f"**{socket.gethostname()}** · cpu · idle"
     assert fields["Queue"] == "0 jobs waiting"
     assert fields["Running"] == "nothing"
     assert "CLIP easel-tiny (random weights)" in fields["Models"]

@@ -389,8 +389,9 @@ async def test_sigterm_stops_the_running_job_between_steps_and_keeps_it(fake: Fa
     finally:
         await engine.dispose()
     assert job.status == JobStatus.QUEUED and job.attempts == 0
+    assert 0 < job.progress_step < 1000  # it stopped part way, between steps
     shown = fake.get_message(job.status_message_id).embeds[0]["description"]
-    assert 0 < int(shown.split("Step ")[1].split("/")[0]) < 1000  # it stopped part way, between steps
+    assert f"Back in the queue: its worker stopped after step {job.progress_step}/1000" in shown
 
 
 async def test_an_unknown_job_number_is_answered_privately(fake: FakeDiscord, easel: RunningBot):

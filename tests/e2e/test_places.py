@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.jobs.publisher import PLACE_EDITS_PER_SECOND, worth_an_edit
 from bot.jobs.service import Place
+from bot.ui.publisher import PLACE_EDITS_PER_SECOND, worth_an_edit
 from models import JobStatus
 from tests.discord_fake import FakeDiscord
 from tests.e2e.conftest import RunningBot, bot_settings

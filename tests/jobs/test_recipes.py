@@ -12,10 +12,10 @@ from PIL import Image
 from bot.art.imagefiles import read_png_metadata, read_png_text, save_png
 from bot.art.models import ModelChoice
 from bot.jobs.parser import Limits, parse_job
-from bot.jobs.publisher import DiscordPublisher
 from bot.jobs.recipes import RecipeError, read_recipe, recipe_options, recipe_text
 from bot.jobs.spec import JobSpec
 from bot.jobs.worker import GpuWorker
+from bot.ui.publisher import DiscordPublisher
 
 LIMITS = Limits(max_steps=1000, max_size=1024)
 MAX = 1_000_000

@@ -1,13 +1,20 @@
+from datetime import timedelta
+
 import pytest
 
 from bot.guilds import GuildService
 from bot.jobs.repository import MAX_ATTEMPTS, IllegalTransition, JobRepository
 from models import Job, JobStatus
+from tests.postgres import both_engines
+
+pytestmark = both_engines
+WORKER, LEASE = "worker-a", timedelta(seconds=30)
 
 
 def new_job(user_id: int = 1, guild_id: int = 10, **fields) -> Job:
-    return Job(guild_id=guild_id, channel_id=20, user_id=user_id, technique="cppn", title="t",
-               spec={"technique": "cppn", "seed": 1, "config": {}}, seed=1, total_steps=10, **fields)
+    defaults = {"technique": "cppn", "spec": {"technique": "cppn", "seed": 1, "config": {}}}
+    return Job(guild_id=guild_id, channel_id=20, user_id=user_id, title="t", seed=1, total_steps=10,
+               **(defaults | fields))
 
 
 async def test_only_legal_transitions_happen(sessions):
@@ -33,7 +40,7 @@ async def test_claims_take_turns_between_guilds_and_dms_and_a_host_jumps_only_th
     host = await repository.add(new_job(user_id=6, guild_id=20, host_lane=True))
 
     claimed = []
-    while (job := await repository.claim_next()) is not None:
+    while (job := await repository.claim_next(WORKER, LEASE)) is not None:
         claimed.append(job.id)
         await repository.transition(job.id, JobStatus.RUNNING, JobStatus.DONE)
     # Round one: guild 10's oldest, guild 20's host, the DM; then guild 10 waits behind guild 20's member.
@@ -47,14 +54,14 @@ async def test_claim_next_is_fair_and_skips_paused_guilds(sessions):
     paused = await repository.add(new_job(user_id=3, guild_id=99))
     await GuildService(sessions).update(99, queue_paused=True)
 
-    claimed = [await repository.claim_next() for _ in range(3)]
+    claimed = [await repository.claim_next(WORKER, LEASE) for _ in range(3)]
     assert [job.id for job in claimed] == [a1.id, b1.id, a2.id]
     assert all(job.status == JobStatus.RUNNING and job.attempts == 1 for job in claimed)
-    assert await repository.claim_next() is None
+    assert await repository.claim_next(WORKER, LEASE) is None
     assert (await repository.get(paused.id)).status == JobStatus.QUEUED
 
     await GuildService(sessions).update(99, queue_paused=False)
-    assert (await repository.claim_next()).id == paused.id
+    assert (await repository.claim_next(WORKER, LEASE)).id == paused.id
 
 
 async def test_start_up_requeues_interrupted_jobs_and_fails_them_after_a_second_crash(sessions):
@@ -64,7 +71,8 @@ async def test_start_up_requeues_interrupted_jobs_and_fails_them_after_a_second_
     await repository.transition(once.id, JobStatus.QUEUED, JobStatus.RUNNING, attempts=1)
     await repository.transition(twice.id, JobStatus.QUEUED, JobStatus.RUNNING, attempts=MAX_ATTEMPTS)
 
-    requeued, failed = await repository.recover_interrupted()
+    requeued, failed, cancelled = await repository.recover_interrupted(only_expired=False)
+    assert cancelled == []
     assert [job.id for job in requeued] == [once.id] and requeued[0].status == JobStatus.QUEUED
     assert [job.id for job in failed] == [twice.id] and "stopped twice" in failed[0].error
 

@@ -12,10 +12,12 @@ from bot.art.models import ModelChoice
 from bot.art.technique import param
 from bot.art.techniques import TECHNIQUES
 from bot.art.techniques.cppn import TECHNIQUE as CPPN
+from bot.jobs.files import LocalFiles
 from bot.jobs.repository import JobRepository
 from bot.jobs.runner import JobRunner, explain_failure
 from bot.jobs.spec import JobSpec
 from bot.jobs.worker import GpuWorker, JobFailed
+from bot.jobs.workers import Lease, WorkerRegistry
 from models import Job, JobStatus
 
 
@@ -51,6 +53,14 @@ class RecordingViews:
     async def job_cancelled(self, job):
         self.events.append(("cancelled", job.id, ""))
 
+    async def job_requeued(self, job):
+        self.events.append(("requeued", job.id, ""))
+
+
+def make_runner(repository: JobRepository, worker: GpuWorker, views: RecordingViews) -> JobRunner:
+    """A runner as the bot makes its own: files on the local disk, a lease renewed every few seconds."""
+    return JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(repository.sessions), lease=Lease())
+
 
 @pytest.fixture
 def exploding_technique(monkeypatch):
@@ -62,10 +72,6 @@ def stored_job(spec: JobSpec, user_id: int = 1) -> Job:
                seed=spec.seed, title=spec.technique, total_steps=getattr(spec.config, "steps", 0))
 
 
-async def ready() -> None:
-    return None
-
-
 async def test_a_failing_job_is_explained_and_the_next_job_runs(sessions, tmp_path, exploding_technique):
     repository = JobRepository(sessions)
     failing = await repository.add(stored_job(JobSpec("explode", ExplodingConfig(), seed=1)))
@@ -73,7 +79,7 @@ async def test_a_failing_job_is_explained_and_the_next_job_runs(sessions, tmp_pa
     working = await repository.add(stored_job(JobSpec("cppn", cppn, seed=2), user_id=2))
     views = RecordingViews()
     worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
-    runner = JobRunner(repository, worker, views, ready)
+    runner = make_runner(repository, worker, views)
     runner.start()
     try:
         for _ in range(400):
@@ -104,7 +110,7 @@ def test_failures_are_explained_without_internals():
 async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kept(sessions, tmp_path):
     repository = JobRepository(sessions)
     worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
-    runner = JobRunner(repository, worker, RecordingViews(), ready)
+    runner = make_runner(repository, worker, RecordingViews())
     assert runner.cancel(12345) is False  # nothing runs: no promise to stop it, nothing remembered
     assert not runner._cancelled_by_people
 

@@ -13,6 +13,9 @@ from bot.jobs.uploads import UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
 from models import JobStatus
+from tests.postgres import both_engines
+
+pytestmark = both_engines
 
 GUILD = 10
 

@@ -20,6 +20,7 @@ import discord
 from PIL import Image
 
 from bot.art.imagefiles import encode_animation_for_upload, encode_for_upload, safe_filename
+from bot.jobs.files import materialize
 from bot.jobs.repository import FINISHED, JobRepository
 from bot.jobs.service import Place
 from bot.jobs.worker import ProgressEvent
@@ -450,7 +451,8 @@ class DiscordPublisher:
         self._opening.pop(job.id, None)
 
     async def job_cancelled(self, job: Job) -> None:
-        self.queued_statuses.changed()
+        if job.started_at is None:
+            self.queued_statuses.changed()  # a queued job left; a running one's successor says so when it starts
         await self._stop_live(job.id)
         async with self._lock(job.id):  # after the views being made, if any: they then say "Cancelled"
             job = await self.repository.get(job.id) or job
@@ -458,16 +460,20 @@ class DiscordPublisher:
         self._opening.pop(job.id, None)
 
     async def job_requeued(self, job: Job) -> None:
-        """After a restart cut a job short: its status message says it waits again."""
-        await self._edit_status(job, embed=status_embed(job, text="Back in the queue after a restart."),
+        """A stop, a crash or a lost worker cut a job short: its status message says it waits again."""
+        await self._stop_live(job.id, finish_keyframes=False)
+        stopped = f" after step {job.progress_step}/{job.total_steps}" if job.progress_step else ""
+        text = f"Back in the queue: its worker stopped{stopped} before it finished. It will start again."
+        await self._edit_status(job, embed=status_embed(job, text=text),
                                 attachments=[], view=status_view(job.id))
+        self.queued_statuses.changed()
 
     async def deliver_missed(self, jobs: list[Job]) -> None:
         """Results and failure notices that a restart or a Discord outage kept from being posted."""
         for job in jobs:
             try:
                 if job.status == JobStatus.DONE:
-                    await self.job_done(job)
+                    await self.job_done(await materialize(self.bot.sessions, self.settings.data_dir / "results", job))
                 else:
                     await self.job_failed(job, job.error or "The job failed.")
             except Exception:  # one job's trouble (a missing file, Discord) must not hold back the others
