@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import socket
 import sys
@@ -23,7 +24,7 @@ from bot.settings import Settings
 log = logging.getLogger("bot.worker")
 
 
-async def run_worker(settings: Settings, *, drain: bool = False) -> int:
+async def run_worker(settings: Settings) -> int:
     from bot.art.models import ModelChoice
     from bot.jobs.events import DatabaseViews
     from bot.jobs.files import DatabaseFiles
@@ -34,6 +35,7 @@ async def run_worker(settings: Settings, *, drain: bool = False) -> int:
     from bot.jobs.workers import Lease, WorkerRegistry
 
     engine = db.create_engine(settings.resolved_database_url)
+    scratch: Path | None = None
     try:
         if await db.current_revision(engine) != db.head_revision():
             print("The database is not at the newest schema: run `python -m bot db upgrade` first.", file=sys.stderr)
@@ -46,7 +48,6 @@ async def run_worker(settings: Settings, *, drain: bool = False) -> int:
         registry = WorkerRegistry(sessions)
         runner = JobRunner(JobRepository(sessions), gpu, views, DatabaseFiles(sessions, scratch / "inputs"), registry,
                            lease=Lease(settings.worker_lease_seconds))
-        runner.drain = drain
         await registry.register(settings.worker_name or socket.gethostname(), str(gpu.device),
                                 "; ".join(gpu.describe()))
         log.info("worker %s on %s; %s", registry.worker_id, gpu.device, "; ".join(gpu.describe()))
@@ -58,15 +59,15 @@ async def run_worker(settings: Settings, *, drain: bool = False) -> int:
                 loop.add_signal_handler(signum, stop_requested.set)
         async with listening(settings.resolved_database_url, JOBS_QUEUED, runner.wake):
             runner.start()
-            stopping = asyncio.create_task(stop_requested.wait())
-            await asyncio.wait({stopping, asyncio.ensure_future(runner.wait())}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
+            await stop_requested.wait()
             await runner.stop()  # a job under way stops between steps and goes back to the queue
         await views.close()
         log.info("worker %s stopped", registry.worker_id)
         return 0
     finally:
         await engine.dispose()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def command_worker(args: argparse.Namespace) -> int:
@@ -83,7 +84,7 @@ def command_worker(args: argparse.Namespace) -> int:
         print(f"Invalid setting: {error}", file=sys.stderr)
         return 2
     start_logging(settings)
-    return asyncio.run(run_worker(settings, drain=args.drain))
+    return asyncio.run(run_worker(settings))
 
 
 def add_worker_command(commands: argparse._SubParsersAction) -> None:
@@ -93,5 +94,4 @@ def add_worker_command(commands: argparse._SubParsersAction) -> None:
                     "(PostgreSQL, shared with the bot and the other workers) and sends back their progress and "
                     "results through it. Start as many as you have GPUs; stop one with Ctrl-C, and its job goes "
                     "back to the queue.")
-    worker.add_argument("--drain", action="store_true", help="stop once the queue is empty (for tests and batches)")
     worker.set_defaults(func=command_worker)

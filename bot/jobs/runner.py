@@ -77,17 +77,10 @@ class JobRunner:
         self._lost: set[int] = set()  # jobs whose lease ran out under this worker: another may run them now
         self._connected = False
         self._heartbeat: asyncio.Task[None] | None = None
-        self.drain = False  # stop once the queue is empty (`bot worker --drain`)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="easel-job-runner")
         self._heartbeat = asyncio.create_task(self._keep_lease(), name="easel-lease")
-
-    async def wait(self) -> None:
-        """Returns when the loop has ended (after `stop`, or an empty queue when draining)."""
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     def wake(self) -> None:
         """Tells the runner that a job was queued or a guild resumed."""
@@ -164,8 +157,6 @@ class JobRunner:
             finally:
                 self._claiming = False
             if job is None:
-                if self.drain:
-                    return
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)

@@ -49,17 +49,27 @@ async def request_from(interaction: discord.Interaction[Easel], technique: str =
     )
 
 
-def receipt_text(receipt: Receipt, thread_id: int | None) -> str:
+def receipt_text(receipt: Receipt, thread_id: int | None, *, opening: bool = False) -> str:
     lines = [f"Queued job #{receipt.job.id}. {place_text(receipt.place)}"]
     if thread_id:
         lines.append(f"Watch it learn in <#{thread_id}>.")
+    elif opening:
+        lines.append("Its thread opens in a moment; the link comes here.")
     lines.extend(f"Note: {note}" for note in receipt.notes)
     return "\n".join(lines)
 
 
 async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: Receipt) -> None:
-    """Opens the new job's thread and tells its author where it is in the queue."""
+    """Tells the new job's author at once that it is queued and where, then opens its thread and adds the link.
+
+    The receipt comes first because a class that submits at once waits on Discord for the threads, not on us.
+    """
     job = receipt.job
+    try:
+        await interaction.followup.send(fit(receipt_text(receipt, None, opening=True)), ephemeral=True)
+    except Exception as error:  # the job is stored: whatever happened, say so rather than "try again"
+        log.warning("job %s: could not send its receipt", job.id, exc_info=True)
+        raise JobQueuedAnyway(job.id) from error
     try:
         thread_id = await interaction.client.publisher.open_views(job, receipt.place)
     except discord.Forbidden:
@@ -75,10 +85,9 @@ async def answer_with_receipt(interaction: discord.Interaction[Easel], receipt: 
     else:
         text = receipt_text(receipt, thread_id)
     try:
-        await interaction.followup.send(fit(text), ephemeral=True)
-    except Exception as error:  # the job is stored: whatever happened, say so rather than "try again"
-        log.warning("job %s: could not send its receipt", job.id, exc_info=True)
-        raise JobQueuedAnyway(job.id) from error
+        await interaction.edit_original_response(content=fit(text))
+    except discord.HTTPException:  # the receipt already says that the job is queued
+        log.warning("job %s: could not add its thread to the receipt", job.id, exc_info=True)
 
 
 class AnsweringButton:

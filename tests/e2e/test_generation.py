@@ -73,9 +73,16 @@ async def set_queue(fake: FakeDiscord, host, action: str) -> None:
 
 
 async def imagine(fake: FakeDiscord, user, prompt: str, **options):
+    """Runs /imagine; returns once the receipt is complete (it names the job's thread, or says why not)."""
     interaction = await fake.send_command(user, "imagine", {"prompt": prompt, **options})
-    await fake.wait_until(lambda: interaction.original is not None and interaction.original.content, timeout=30)
+    await fake.wait_until(lambda: receipt_complete(interaction), timeout=30)
     return interaction
+
+
+def receipt_complete(interaction) -> bool:
+    """The receipt comes at once; the thread's link (or why there is none) is added to it a moment later."""
+    content = interaction.original.content if interaction.original is not None else ""
+    return bool(content) and ("Queued job #" not in content or "opens in a moment" not in content)
 
 
 def job_id_of(interaction) -> int:

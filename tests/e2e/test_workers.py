@@ -16,7 +16,7 @@ from bot.jobs.repository import JobRepository
 from models import JobStatus
 from tests.discord_fake import FakeDiscord
 from tests.e2e.conftest import PROJECT_ROOT, RunningBot, bot_settings
-from tests.e2e.test_generation import final_message, job_id_of, png, wait_for_status
+from tests.e2e.test_generation import final_message, job_id_of, png, receipt_complete, wait_for_status
 from tests.postgres import both_engines
 
 pytestmark = both_engines
@@ -74,8 +74,9 @@ async def test_two_workers_drain_one_queue_and_no_job_runs_twice(
     listed = {field["name"]: field["value"] for field in about.embeds[0]["fields"]}["Workers (2)"]
     assert "**gpu-a** · cpu · idle" in listed and "**gpu-b** · cpu · idle" in listed
 
-    interactions = [await fake.send_command(fake.add_member(f"student{index}"), "cppn", {"size": 32, "steps": 300})
-                    for index in range(5)]
+    # Each job takes seconds, longer than a SQLite worker's poll, so both workers surely take some.
+    interactions = [await fake.send_command(fake.add_member(f"student{index}"), "cppn", {"size": 32, "steps": 1000})
+                    for index in range(3)]
     # An input image travels to whichever worker runs the job (in job_inputs rows on PostgreSQL).
     interactions.append(await fake.send_command(fake.add_member("fitter"), "cppn", {"size": 16, "steps": 20},
                                                 attachments={"target": ("t.png", png(), "image/png")}))
@@ -105,8 +106,7 @@ async def test_a_killed_workers_job_finishes_once_on_another_after_its_lease(
     workers.append(await start_worker(database_url, tmp_path / "doomed", "doomed"))
     await wait_for_workers(bot, 1)
     interaction = await fake.send_command(fake.add_member("student"), "cppn", {"size": 32, "steps": 4000})
-    await fake.wait_until(lambda: interaction.original is not None and "Queued job #" in interaction.original.content,
-                          timeout=30)
+    await fake.wait_until(lambda: receipt_complete(interaction), timeout=30)  # its thread and status exist
     job_id = job_id_of(interaction)
     running = await wait_for_status(fake, bot, job_id, JobStatus.RUNNING, within=60)
     await fake.wait_until(lambda: "Step" in (fake.get_message(running.status_message_id).embeds or [{}])[0]

@@ -29,6 +29,10 @@ def read(path: str | Path) -> bytes:
     return Path(path).read_bytes()
 
 
+def found(folder: Path, name: str) -> list[Path]:
+    return list(folder.rglob(name))
+
+
 async def expire_lease(sessions, job_id: int) -> None:
     async with sessions.begin() as session:
         await session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=Job.started_at))
@@ -102,11 +106,13 @@ async def test_workers_claiming_at_once_never_take_the_same_job(sessions):
 async def test_input_images_travel_in_rows_until_the_job_finishes(sessions, tmp_path: Path):
     repository = JobRepository(sessions)
     spec = JobSpec.from_dict({"technique": "nca", "seed": 1, "config": {"target": "/bot/only/target.png"}})
-    job = await repository.add(new_job(technique="nca", spec=spec.to_dict()), {"target": b"target bytes"})
+    job = await repository.add(new_job(technique="nca", spec=spec.to_dict()),
+                               {"target": b"target bytes", "../../escape": b"never written"})
     files = DatabaseFiles(sessions, tmp_path / "worker")
     prepared = await files.prepare(job.id, spec)
     assert read(prepared.config.target) == b"target bytes"
     assert Path(prepared.config.target).is_relative_to(tmp_path / "worker")
+    assert not found(tmp_path, "escape")  # a row names a field of the spec, never a path
 
     await repository.claim_next("a", LEASE)
     await repository.transition(job.id, JobStatus.RUNNING, JobStatus.FAILED, error="x")
@@ -125,6 +131,8 @@ async def test_results_travel_in_rows_and_land_in_the_bots_results_folder(sessio
     output = JobOutput(folder / "final.png", folder / "steps.gif", folder / "loss.png", result=None)  # type: ignore[arg-type]
 
     paths = await DatabaseFiles(sessions, tmp_path / "worker").keep(job.id, output)
+    async with sessions.begin() as session:
+        session.add(StoredOutput(job_id=job.id, name="../../../escape.png", data=b"never written"))
     assert paths == {"result_path": None, "animation_path": None}
     assert not folder.exists()  # the worker keeps nothing
     await repository.claim_next("a", LEASE)
@@ -135,6 +143,7 @@ async def test_results_travel_in_rows_and_land_in_the_bots_results_folder(sessio
     assert read(landed.animation_path) == b"gif"
     assert read(Path(landed.result_path).parent / "loss.png") == b"chart"
     assert (await repository.get(job.id)).result_path == landed.result_path
+    assert not found(tmp_path, "escape.png")  # only the three known names are written
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(StoredOutput)) == 0  # pruned once stored
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import update
 
 from bot.art.imagefiles import ImageRejected
 from bot.art.models import ModelChoice
@@ -131,3 +132,29 @@ async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kep
         await runner.stop()
     assert (await repository.get(job.id)).status == JobStatus.CANCELLED
     assert not runner._cancelled_by_people and not runner._cancel_flags
+
+
+async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(sessions, tmp_path):
+    """Its lease ran out (a long pause, say) and another worker took the job: this one must not finish it."""
+    repository = JobRepository(sessions)
+    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    views = RecordingViews()
+    runner = JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(sessions), lease=Lease(seconds=0.4))
+    job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
+    runner.start()
+    try:
+        for _ in range(400):
+            if runner.current is not None:
+                break
+            await asyncio.sleep(0.01)
+        async with sessions.begin() as session:  # the bot took it back and another worker claimed it
+            await session.execute(update(Job).where(Job.id == job.id).values(worker_id="another-worker"))
+        for _ in range(400):
+            if runner.current is None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    stored = await repository.get(job.id)
+    assert (stored.status, stored.worker_id) == (JobStatus.RUNNING, "another-worker")  # the other one's to finish
+    assert {kind for kind, job_id, _ in views.events if job_id == job.id} == {"started", "progress"}  # no outcome
