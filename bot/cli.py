@@ -54,6 +54,18 @@ def require_token(settings: Settings) -> str | None:
     return settings.discord_token.get_secret_value()
 
 
+def device_is_usable(settings: Settings) -> bool:
+    """Whether DEVICE names a device this machine has; if not, prints why."""
+    from bot.art.models import choose_device  # torch, only for the commands that run jobs
+
+    try:
+        choose_device(settings.device)
+    except ValueError as error:
+        print(f"Invalid setting: {error}", file=sys.stderr)
+        return False
+    return True
+
+
 def start_logging(settings: Settings) -> None:
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     setup_logging(settings.log_level, settings.data_dir / "logs", secrets=[token])
@@ -82,14 +94,7 @@ def command_run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     token = require_token(settings)
-    if token is None:
-        return 2
-    from bot.art.models import choose_device
-
-    try:
-        choose_device(settings.device)
-    except ValueError as error:
-        print(f"Invalid setting: {error}", file=sys.stderr)
+    if token is None or not device_is_usable(settings):
         return 2
     start_logging(settings)
     asyncio.run(run_bot(settings, token, run_worker=args.worker))

@@ -71,17 +71,10 @@ async def run_worker(settings: Settings) -> int:
 
 
 def command_worker(args: argparse.Namespace) -> int:
-    from bot.cli import load_settings, start_logging
+    from bot.cli import device_is_usable, load_settings, start_logging  # bot.cli imports this module
 
     settings = load_settings()
-    if settings is None:
-        return 2
-    from bot.art.models import choose_device
-
-    try:
-        choose_device(settings.device)
-    except ValueError as error:
-        print(f"Invalid setting: {error}", file=sys.stderr)
+    if settings is None or not device_is_usable(settings):
         return 2
     start_logging(settings)
     return asyncio.run(run_worker(settings))

@@ -89,8 +89,8 @@ class JobRunner:
     def cancel(self, job_id: int) -> bool:
         """Asks a running job to stop before its next step (also when it is only about to start).
 
-        False when this runner is not running the job: its row says `running` only because its
-        outcome could not be recorded.
+        False when this runner is not running the job: another worker runs it, or its row says
+        `running` only because its outcome could not be recorded.
         """
         if not self._claiming and (self.current is None or self.current.id != job_id):
             return False
@@ -167,8 +167,8 @@ class JobRunner:
                 log.warning("job %s is no longer this worker's (its lease ran out): its outcome is not recorded",
                             job.id)
             except Exception:
-                # Recording the outcome failed (the database, say). The row stays `running`, so the
-                # next start puts it back in the queue; this loop goes on with the next job.
+                # Recording the outcome failed (the database, say). The row stays `running` until its
+                # lease runs out and the bot puts it back in the queue; this loop goes on with the next job.
                 log.exception("could not record the outcome of job %s", job.id)
 
     async def _run_one(self, job: Job) -> None:

@@ -63,6 +63,14 @@ def make_runner(repository: JobRepository, worker: GpuWorker, views: RecordingVi
     return JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(repository.sessions), lease=Lease())
 
 
+async def until_running(runner: JobRunner) -> None:
+    for _ in range(400):
+        if runner.current is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the runner started no job")
+
+
 @pytest.fixture
 def exploding_technique(monkeypatch):
     monkeypatch.setitem(TECHNIQUES, "explode", OutOfMemoryTechnique())
@@ -119,10 +127,7 @@ async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kep
     job = await repository.add(stored_job(JobSpec("cppn", cppn, seed=2)))
     runner.start()
     try:
-        for _ in range(400):
-            if runner.current is not None:
-                break
-            await asyncio.sleep(0.01)
+        await until_running(runner)
         assert runner.cancel(job.id) is True
         for _ in range(400):
             if (await repository.get(job.id)).status == JobStatus.CANCELLED:
@@ -143,10 +148,7 @@ async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(se
     job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
     runner.start()
     try:
-        for _ in range(400):
-            if runner.current is not None:
-                break
-            await asyncio.sleep(0.01)
+        await until_running(runner)
         async with sessions.begin() as session:  # the bot took it back and another worker claimed it
             await session.execute(update(Job).where(Job.id == job.id).values(worker_id="another-worker"))
         for _ in range(400):
