@@ -74,7 +74,6 @@ class JobRunner:
         self._claiming = False  # a claim is under way: the job it returns may be cancelled already
         self._task: asyncio.Task[None] | None = None
         self._updates = UpdatesInOrder("easel-show")  # the GPU never waits for Discord
-        self._lost: set[int] = set()  # jobs whose lease ran out under this worker: another may run them now
         self._connected = False
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -137,8 +136,8 @@ class JobRunner:
             await asyncio.sleep(self.lease.renew_every)
 
     def _lose(self, job_id: int) -> None:
+        """Stops a job that is no longer this worker's; its outcome then goes unrecorded (see `mine`)."""
         log.warning("job %s: its lease ran out and it is no longer this worker's; stopping it here", job_id)
-        self._lost.add(job_id)
         flag = self._cancel_flags.get(job_id)
         if flag is not None:
             flag.set()
@@ -189,15 +188,11 @@ class JobRunner:
                 spec = await self.files.prepare(job.id, JobSpec.from_dict(job.spec))
                 output = await self.worker.run(job.id, spec, on_progress, cancel)
             except Exception as error:
-                if job.id in self._lost:
-                    return
                 log.exception("job %s failed", job.id)
                 message = explain_failure(error)
                 failed = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.FAILED, only_if=mine,
                                                           error=message)
                 self._updates.add(job.id, self.views.job_failed(failed, message))
-                return
-            if job.id in self._lost:
                 return
             if output.result.cancelled and job.id in self._cancelled_by_people:
                 cancelled = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.CANCELLED,
@@ -214,7 +209,6 @@ class JobRunner:
         finally:
             self._cancel_flags.pop(job.id, None)
             self._cancelled_by_people.clear()  # one job runs at a time: any other id here is stale
-            self._lost.discard(job.id)
             self.current = None
 
     async def _record_done(self, job: Job, output: JobOutput) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.artwork import ArtworkIntake
+from bot.challenges import service as challenge_service
 from bot.challenges.service import ChallengeService, EntryReceipt, rule_problems, vote_statement
 from bot.errors import UserFacingError
 from bot.guilds import GuildService
@@ -406,6 +407,32 @@ async def test_racing_entries_never_overfill_a_challenge(make_service, sessions,
     assert await count(sessions, ChallengeEntry) == 2
     stored = {p.name for p in (tmp_path / "challenge-entries").iterdir()}
     assert stored == {f"{e.id}.webp" for e in await service.entries(challenge.id)}  # no file of the refused one
+
+
+async def test_an_entrant_counts_only_after_the_one_before_has_committed(make_service, sessions, monkeypatch):
+    """The overlap forced: the first entrant's transaction waits after its count, while the second one's runs."""
+    service = make_service(max_challenge_entries=2)
+    challenge = await new_challenge(service)
+    await enter(service, challenge, ADA)
+    first_counted, go_on = asyncio.Event(), asyncio.Event()
+    real_remember = challenge_service.remember_member
+
+    async def remember_slowly(session, guild_id, user_id, display_name):
+        if user_id == BO:  # the first entrant holds its transaction open here
+            first_counted.set()
+            await go_on.wait()
+        await real_remember(session, guild_id, user_id, display_name)
+
+    monkeypatch.setattr(challenge_service, "remember_member", remember_slowly)
+    first = asyncio.create_task(enter(service, challenge, BO))
+    await first_counted.wait()
+    second = asyncio.create_task(enter(service, challenge, CY))
+    await asyncio.sleep(0.5)  # the second gets as far as it can while the first is open
+    go_on.set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert not isinstance(results[0], Exception)
+    assert isinstance(results[1], UserFacingError) and "is full" in str(results[1])
+    assert await count(sessions, ChallengeEntry) == 2
 
 
 async def test_entries_racing_the_opening_of_the_vote_are_numbered_or_refused(service, clock):

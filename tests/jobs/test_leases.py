@@ -105,13 +105,15 @@ async def test_workers_claiming_at_once_never_take_the_same_job(sessions):
 
 async def test_input_images_travel_in_rows_until_the_job_finishes(sessions, tmp_path: Path):
     repository = JobRepository(sessions)
-    spec = JobSpec.from_dict({"technique": "nca", "seed": 1, "config": {"target": "/bot/only/target.png"}})
-    job = await repository.add(new_job(technique="nca", spec=spec.to_dict()),
-                               {"target": b"target bytes", "../../escape": b"never written"})
+    spec = JobSpec.from_dict({"technique": "imagine", "seed": 1, "config": {
+        "prompt": "p", "init_image": "/bot/only/init.png", "image_prompt": "/shared/disk/look.png"}})
+    job = await repository.add(new_job(technique="imagine", spec=spec.to_dict()),
+                               {"init_image": b"init bytes", "../../escape": b"never written"})
     files = DatabaseFiles(sessions, tmp_path / "worker")
     prepared = await files.prepare(job.id, spec)
-    assert read(prepared.config.target) == b"target bytes"
-    assert Path(prepared.config.target).is_relative_to(tmp_path / "worker")
+    assert read(prepared.config.init_image) == b"init bytes"
+    assert Path(prepared.config.init_image).is_relative_to(tmp_path / "worker")
+    assert prepared.config.image_prompt == "/shared/disk/look.png"  # no row (SQLite on one machine): as it was
     assert not found(tmp_path, "escape")  # a row names a field of the spec, never a path
 
     await repository.claim_next("a", LEASE)

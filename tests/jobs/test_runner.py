@@ -160,3 +160,25 @@ async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(se
     stored = await repository.get(job.id)
     assert (stored.status, stored.worker_id) == (JobStatus.RUNNING, "another-worker")  # the other one's to finish
     assert {kind for kind, job_id, _ in views.events if job_id == job.id} == {"started", "progress"}  # no outcome
+    last_step = max(int(detail.split("/")[0]) for kind, _, detail in views.events if kind == "progress")
+    assert last_step < 10_000  # stopped as soon as it heard, not run to the end for nothing
+
+
+async def test_a_cancel_asked_for_on_another_machine_reaches_the_runner(sessions, tmp_path):
+    repository = JobRepository(sessions)
+    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    views = RecordingViews()
+    runner = JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(sessions), lease=Lease(seconds=0.4))
+    job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
+    runner.start()
+    try:
+        await until_running(runner)
+        assert await repository.request_cancel(job.id) is True  # what the bot does for a worker elsewhere
+        for _ in range(200):
+            if (await repository.get(job.id)).status == JobStatus.CANCELLED:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    assert (await repository.get(job.id)).status == JobStatus.CANCELLED
+    assert ("cancelled", job.id, "") in views.events
