@@ -76,6 +76,7 @@ class JobRunner:
         self._updates = UpdatesInOrder("easel-show")  # the GPU never waits for Discord
         self._connected = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat_stop = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run_forever(), name="easel-job-runner")
@@ -112,15 +113,14 @@ class JobRunner:
                 await self._task
         await self._updates.wait(SHUTDOWN_VIEWS_SECONDS)
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            self._heartbeat_stop.set()
+            await self._heartbeat  # not cancelled: a renewal cut off mid-query would break its connection
         await self.registry.remove()
         await asyncio.to_thread(self.worker.shutdown)
 
     async def _keep_lease(self) -> None:
         """Renews the running job's lease and the worker's own record; hands on a cancel asked for elsewhere."""
-        while True:
+        while not self._stopping:
             job = self.current
             try:
                 if job is not None:
@@ -133,7 +133,8 @@ class JobRunner:
                 await self.registry.heartbeat(self.current.id if self.current else None)
             except Exception:  # the database is away: the lease may run out, and the job run elsewhere
                 log.warning("could not renew the lease of job %s", job and job.id, exc_info=True)
-            await asyncio.sleep(self.lease.renew_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heartbeat_stop.wait(), self.lease.renew_every)
 
     def _lose(self, job_id: int) -> None:
         """Stops a job that is no longer this worker's; its outcome then goes unrecorded (see `mine`)."""

@@ -42,15 +42,17 @@ class JobEventRelay:
         self._wake = asyncio.Event()
         self._updates = UpdatesInOrder("easel-relay")
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="easel-job-event-relay")
 
     async def stop(self) -> None:
+        """Ends the loop after its current read (not cancelled mid-query: that would break the connection)."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self._updates.wait(SHUTDOWN_VIEWS_SECONDS)
 
     async def _run(self) -> None:
@@ -58,7 +60,7 @@ class JobEventRelay:
         lease = self.bot.settings.worker_lease_seconds
         next_lease_check = 0.0
         async with listening(self.bot.settings.resolved_database_url, JOB_EVENTS, self._wake.set):
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 try:
                     while await self.relay_once() == EVENTS_PER_READ:
