@@ -81,6 +81,7 @@ async def run_bot(settings: Settings, token: str, *, run_worker: bool = True) ->
             loop.add_signal_handler(signum, lambda s=signum: _request_shutdown(bot, s))  # type: ignore[misc]
     async with bot:
         await bot.start(token)
+    await bot.close()  # the shutdown's last steps (the database's connections) finish before the loop ends
     log.info("Easel stopped")
 
 
