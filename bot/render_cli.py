@@ -28,15 +28,15 @@ from PIL import Image
 from pydantic import ValidationError
 
 from bot.art.imagefiles import LOCAL_MAX_BYTES, ImageRejected, safe_filename, save_animation, save_png
-from bot.art.models import ModelChoice, ModelStore, choose_device, make_deterministic
-from bot.art.technique import MissingWeightsError, RunContext
-from bot.art.techniques import TECHNIQUES
 from bot.jobs.parser import Limits, ParsedJob, SpecError, parse_job
 from bot.jobs.recipes import Recipe, RecipeError, read_recipe, recipe_options
 from bot.settings import Settings
 
 LOCAL_LIMITS = Limits(max_steps=100_000, max_size=4096, clamp=False)  # your machine: only the fields' ranges
 BAR_WIDTH = 30
+
+
+TECHNIQUE_NAMES = ("imagine", "style", "dream", "nca", "cppn")
 
 
 def add_render_command(subparsers) -> None:
@@ -52,7 +52,9 @@ def add_render_command(subparsers) -> None:
         "--from", dest="recipe", nargs=argparse.REMAINDER, metavar="FILE.png [options]",
         help="run the recipe in an Easel PNG again, instead of a technique; options after it override it",
     )
-    parser.add_argument("technique", nargs="?", choices=list(TECHNIQUES), help="which technique to run")
+    # The names are written out so that `--help` loads no model code (parse_job refuses any other name).
+    parser.add_argument("technique", nargs="?", metavar="TECHNIQUE",
+                        help=f"which technique to run: {', '.join(TECHNIQUE_NAMES)}")
     parser.add_argument(
         "options", nargs=argparse.REMAINDER,
         help="prompt text and technique options, e.g. --steps 150 --seed 3 --size 512 (--out may go here)",
@@ -165,6 +167,10 @@ def recipe_job(recipe: Recipe, tokens: list[str]) -> ParsedJob:
 
 def _render(job: ParsedJob, out_dir: Path, recorded_device: str | None = None) -> int:
     """Runs a parsed job and saves its image and animation in `out_dir`, printing where."""
+    from bot.art.models import ModelChoice, ModelStore, choose_device, make_deterministic  # torch, open_clip
+    from bot.art.technique import MissingWeightsError, RunContext
+    from bot.art.techniques import TECHNIQUES
+
     try:
         settings = Settings()
         device = choose_device(settings.device)

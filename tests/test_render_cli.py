@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from bot.art.imagefiles import read_png_metadata
 from bot.jobs.spec import JobSpec
-from bot.render_cli import add_render_command
+from bot.render_cli import TECHNIQUE_NAMES, add_render_command
 
 
 @pytest.fixture
@@ -126,3 +126,9 @@ def test_render_from_refuses_what_is_not_a_recipe(render, tmp_path, capsys):
     assert render("cppn", "--size", "48", "--steps", "2", "--seed", "1", "--out", "first") == 0
     assert render("--from", "first/cppn-1.png", "--size", "5") == 2
     assert "size must be between 16 and 4096" in capsys.readouterr().err
+
+
+def test_the_help_names_every_technique():
+    from bot.art.techniques import TECHNIQUES
+
+    assert set(TECHNIQUE_NAMES) == set(TECHNIQUES)

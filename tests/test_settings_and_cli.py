@@ -76,6 +76,16 @@ def test_every_subcommand_has_help(tmp_path):
         assert result.returncode == 0 and "usage:" in result.stdout
 
 
+def test_help_and_the_commands_that_need_no_model_load_no_torch_nor_open_clip(tmp_path):
+    """`bot --help` answers in a moment: the model code loads only for commands that run jobs."""
+    probe = ("import sys\nfrom bot.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(name for name in ('torch', 'open_clip', 'discord') if name in sys.modules))")
+    for args in (["--help"], ["render", "--help"], ["worker", "--help"], ["db", "current"]):
+        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=tmp_path,
+                                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATA_DIR": str(tmp_path)})
+        assert result.stdout.strip().splitlines()[-1] == "[]", (args, result.stdout, result.stderr)
+
+
 def test_secrets_are_redacted_from_log_records():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("https://a/b?token=s3cr3t",), None)
     RedactSecrets(["s3cr3t"]).filter(record)
