@@ -6,13 +6,14 @@ connection of the pool gets WAL, enforced foreign keys and a busy timeout.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -42,6 +43,15 @@ def create_engine(url: str) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def take_turns(session: AsyncSession, name: str) -> None:
+    """From here to the end of the transaction, transactions that take turns on the same `name` run one at a
+    time, so a count they check is the truth. PostgreSQL: a transaction-level advisory lock (held across
+    processes too). SQLite: nothing to do once the transaction has written, as the write lock is already held.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(zlib.crc32(name.encode()))))
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

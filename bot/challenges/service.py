@@ -30,6 +30,7 @@ from bot.art.techniques import TECHNIQUES
 from bot.artwork import ArtworkIntake, picture_writes, remember_member, remove_stored
 from bot.challenges.deadlines import check_deadlines, parse_deadline
 from bot.challenges.ranking import rank
+from bot.db import take_turns
 from bot.errors import UserFacingError
 from bot.jobs.spec import JobSpec
 from bot.settings import Settings
@@ -127,7 +128,8 @@ class ChallengeService:
                 channel_id=channel_id, created_at=now,
             )
             session.add(challenge)
-            await session.flush()  # the write lock is ours: the count below is the truth
+            await session.flush()  # SQLite: the write lock is ours from here
+            await take_turns(session, f"challenge-create:{guild_id}")  # PostgreSQL: creators count one at a time
             active = await session.scalar(select(func.count()).select_from(Challenge).where(
                 Challenge.guild_id == guild_id, Challenge.phase.in_(ACTIVE)))
             if (active or 0) > self.settings.max_active_challenges:
