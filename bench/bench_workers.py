@@ -88,6 +88,10 @@ async def count(sessions, query) -> int:
         return await session.scalar(query) or 0
 
 
+async def reached(sessions, query, expected: int) -> bool:
+    return await count(sessions, query) == expected
+
+
 async def with_workers(cluster: ThrowawayCluster, workers: int, folder: Path, measure) -> object:
     """A fresh database, `workers` worker processes registered and idle, then `measure(sessions, repository)`."""
     url = cluster.create_database()
@@ -96,16 +100,12 @@ async def with_workers(cluster: ThrowawayCluster, workers: int, folder: Path, me
     sessions = db.create_session_factory(engine)
     processes = await start_workers(url, workers, folder)
     try:
-        await wait_for(lambda: _equals(count(sessions, select(func.count()).select_from(Worker)), workers),
+        await wait_for(lambda: reached(sessions, select(func.count()).select_from(Worker), workers),
                        "the workers did not start")
         return await measure(sessions, JobRepository(sessions))
     finally:
         await stop_workers(processes)
         await engine.dispose()
-
-
-async def _equals(value, expected: int) -> bool:
-    return await value == expected
 
 
 def throughput(spec_of, jobs: int):
@@ -117,7 +117,7 @@ def throughput(spec_of, jobs: int):
                                      spec=spec.to_dict(), seed=spec.seed, title=spec.technique,
                                      total_steps=spec.config.steps))
         done = select(func.count()).select_from(Job).where(Job.status == JobStatus.DONE)
-        await wait_for(lambda: _equals(count(sessions, done), jobs), "the jobs did not finish")
+        await wait_for(lambda: reached(sessions, done, jobs), "the jobs did not finish")
         return jobs / (time.monotonic() - started) * 60
 
     return measure

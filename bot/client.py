@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -207,8 +206,7 @@ class Easel(commands.Bot):
                 await self.publisher.job_requeued(job)
             except discord.HTTPException:
                 log.warning("job %s: could not update its status message", job.id)
-        await registry.register(self.settings.worker_name or socket.gethostname(), str(worker.device),
-                                "; ".join(worker.describe()))
+        await registry.register(worker, self.settings.worker_name)
         self.runner.start()
         log.info("GPU worker on %s; %s", worker.device, "; ".join(worker.describe()))
 

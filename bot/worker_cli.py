@@ -13,7 +13,6 @@ import contextlib
 import logging
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -48,8 +47,7 @@ async def run_worker(settings: Settings) -> int:
         registry = WorkerRegistry(sessions)
         runner = JobRunner(JobRepository(sessions), gpu, views, DatabaseFiles(sessions, scratch / "inputs"), registry,
                            lease=Lease(settings.worker_lease_seconds))
-        await registry.register(settings.worker_name or socket.gethostname(), str(gpu.device),
-                                "; ".join(gpu.describe()))
+        await registry.register(gpu, settings.worker_name)
         log.info("worker %s on %s; %s", registry.worker_id, gpu.device, "; ".join(gpu.describe()))
 
         stop_requested = asyncio.Event()

@@ -182,6 +182,13 @@ def read_png_text(data: bytes, *, max_bytes: int) -> dict[str, str]:
     return texts
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """A preview as PNG bytes (for a Discord upload or a job event row)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _same_size(frames: Sequence[Image.Image]) -> list[Image.Image]:
     """Frames resized to the last frame's size (techniques with octaves preview at several sizes)."""
     size = frames[-1].size

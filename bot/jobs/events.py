@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 
-from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.art.imagefiles import png_bytes
 from bot.jobs.signals import JOB_EVENTS, notify
 from bot.jobs.worker import ProgressEvent
 from models import Job, JobEvent
@@ -24,12 +23,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 1.0
 STARTED, PROGRESS, DONE, FAILED, CANCELLED, REQUEUED = "started", "progress", "done", "failed", "cancelled", "requeued"
-
-
-def png_of(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class DatabaseViews:
@@ -81,7 +74,7 @@ class DatabaseViews:
             progress = self._latest.pop(job_id, None)
             rows = []
             if progress is not None:
-                preview = await asyncio.to_thread(png_of, progress.preview)
+                preview = await asyncio.to_thread(png_bytes, progress.preview)
                 rows.append(JobEvent(job_id=job_id, kind=PROGRESS, step=progress.step, total=progress.total,
                                      metrics=progress.metrics, preview_png=preview))
             if kind != PROGRESS:

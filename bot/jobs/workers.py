@@ -7,12 +7,16 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Job, Worker
 from models.base import utcnow
+
+if TYPE_CHECKING:
+    from bot.jobs.worker import GpuWorker  # torch: only the runner's process needs it
 
 FORGET_AFTER = timedelta(days=1)  # a worker that vanished without a word is dropped from the table
 
@@ -50,12 +54,14 @@ class WorkerRegistry:
         self.sessions = sessions
         self.worker_id = worker_id or new_worker_id()
 
-    async def register(self, name: str, device: str, models: str) -> None:
+    async def register(self, gpu: GpuWorker, name: str | None) -> None:
+        """Records this worker: `name` (WORKER_NAME) or the machine's, its device and its models."""
         now = utcnow()
+        name = name or socket.gethostname()
         async with self.sessions.begin() as session:
             await session.execute(delete(Worker).where(Worker.last_seen_at < now - FORGET_AFTER))
-            session.add(Worker(id=self.worker_id, name=name[:100], device=device[:32], models=models,
-                               started_at=now, last_seen_at=now))
+            session.add(Worker(id=self.worker_id, name=name[:100], device=str(gpu.device)[:32],
+                               models="; ".join(gpu.describe()), started_at=now, last_seen_at=now))
 
     async def heartbeat(self, current_job_id: int | None) -> None:
         async with self.sessions.begin() as session:

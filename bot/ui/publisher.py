@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import discord
 from PIL import Image
 
-from bot.art.imagefiles import encode_animation_for_upload, encode_for_upload, safe_filename
+from bot.art.imagefiles import encode_animation_for_upload, encode_for_upload, png_bytes, safe_filename
 from bot.jobs.files import materialize
 from bot.jobs.repository import FINISHED, JobRepository
 from bot.jobs.service import Place
@@ -308,7 +308,7 @@ class DiscordPublisher:
         if job.thread_id is None:
             return
         try:
-            image = await asyncio.to_thread(png_bytes, event.preview)
+            image = io.BytesIO(await asyncio.to_thread(png_bytes, event.preview))
             file = discord.File(image, filename=f"easel-{job.id}-step-{event.step}.png")
             await self._channel(job.thread_id).send(  # type: ignore[arg-type]
                 f"Step {event.step}/{event.total}", file=file, allowed_mentions=NO_PINGS,
@@ -331,7 +331,7 @@ class DiscordPublisher:
             elapsed = time.monotonic() - live.started_at
             eta = elapsed / event.step * (event.total - event.step) if event.step else None
             name = f"easel-{live.job.id}-preview.png"
-            preview = await asyncio.to_thread(png_bytes, event.preview)
+            preview = io.BytesIO(await asyncio.to_thread(png_bytes, event.preview))
             try:
                 await self._edit_status(
                     live.job,
@@ -478,13 +478,6 @@ class DiscordPublisher:
                     await self.job_failed(job, job.error or "The job failed.")
             except Exception:  # one job's trouble (a missing file, Discord) must not hold back the others
                 log.exception("job %s: could not post its outcome after the restart", job.id)
-
-
-def png_bytes(image: Image.Image) -> io.BytesIO:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    buffer.seek(0)
-    return buffer
 
 
 def read_frames(path: str) -> list[Image.Image]:

@@ -58,9 +58,13 @@ class RecordingViews:
         self.events.append(("requeued", job.id, ""))
 
 
-def make_runner(repository: JobRepository, worker: GpuWorker, views: RecordingViews) -> JobRunner:
-    """A runner as the bot makes its own: files on the local disk, a lease renewed every few seconds."""
-    return JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(repository.sessions), lease=Lease())
+DEFAULT_LEASE = Lease()
+
+
+def make_runner(repository: JobRepository, worker: GpuWorker, views: RecordingViews,
+                lease: Lease = DEFAULT_LEASE) -> JobRunner:
+    """A runner as the bot makes its own: files on the local disk, a lease renewed as it runs."""
+    return JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(repository.sessions), lease=lease)
 
 
 async def until_running(runner: JobRunner) -> None:
@@ -144,7 +148,7 @@ async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(se
     repository = JobRepository(sessions)
     worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
     views = RecordingViews()
-    runner = JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(sessions), lease=Lease(seconds=0.4))
+    runner = make_runner(repository, worker, views, Lease(seconds=0.4))
     job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
     runner.start()
     try:
@@ -168,7 +172,7 @@ async def test_a_cancel_asked_for_on_another_machine_reaches_the_runner(sessions
     repository = JobRepository(sessions)
     worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
     views = RecordingViews()
-    runner = JobRunner(repository, worker, views, LocalFiles(), WorkerRegistry(sessions), lease=Lease(seconds=0.4))
+    runner = make_runner(repository, worker, views, Lease(seconds=0.4))
     job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
     runner.start()
     try:
