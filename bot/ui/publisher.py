@@ -383,6 +383,8 @@ class DiscordPublisher:
             steps = (job.metrics or {}).get("steps_done", job.total_steps)
             await self._show_final_status(job, f"Done in {steps} steps. The result is below.")
             if job.final_message_id is None:
+                # A worker elsewhere left the files in the database: they land in the results folder first.
+                job = await materialize(self.bot.sessions, self.settings.data_dir / "results", job)
                 message = await self._post_result(job)
                 await self.repository.update_views(job.id, final_message_id=message.id)
         self._opening.pop(job.id, None)
@@ -473,7 +475,7 @@ class DiscordPublisher:
         for job in jobs:
             try:
                 if job.status == JobStatus.DONE:
-                    await self.job_done(await materialize(self.bot.sessions, self.settings.data_dir / "results", job))
+                    await self.job_done(job)
                 else:
                     await self.job_failed(job, job.error or "The job failed.")
             except Exception:  # one job's trouble (a missing file, Discord) must not hold back the others

@@ -17,7 +17,6 @@ from PIL import Image
 from sqlalchemy import delete, select
 
 from bot.jobs.events import CANCELLED, DONE, FAILED, PROGRESS, REQUEUED, STARTED
-from bot.jobs.files import materialize
 from bot.jobs.ordered import UpdatesInOrder
 from bot.jobs.runner import SHUTDOWN_VIEWS_SECONDS
 from bot.jobs.signals import JOB_EVENTS, listening
@@ -38,7 +37,6 @@ class JobEventRelay:
         self.bot = bot
         self.sessions = bot.sessions
         self.publisher = bot.publisher
-        self.results_dir = bot.settings.data_dir / "results"
         self._wake = asyncio.Event()
         self._updates = UpdatesInOrder("easel-relay")
         self._task: asyncio.Task[None] | None = None
@@ -99,7 +97,7 @@ class JobEventRelay:
             self.publisher.job_progress(job, ProgressEvent(job.id, event.step, event.total, preview,
                                                            dict(event.metrics or {})))
         elif event.kind == DONE:
-            await self.publisher.job_done(await materialize(self.sessions, self.results_dir, job))
+            await self.publisher.job_done(job)
         elif event.kind == FAILED:
             await self.publisher.job_failed(job, job.error or "The job failed.")
         elif event.kind == CANCELLED:
