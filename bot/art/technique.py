@@ -50,6 +50,23 @@ class Technique(Protocol):
     def run(self, config: Any, seed: int, ctx: RunContext) -> RunResult: ...
 
 
+class SteppedJob(Protocol):
+    """A job the worker moves one step at a time, in a batch with others (see bot/art/clip_guided.py)."""
+
+    images: list[Any]  # the GuidedImages it moves each step; several for a /compare
+    done: bool
+
+    def after_step(self) -> None: ...  # reports progress when it is due
+    def result(self, cancelled: bool) -> RunResult: ...
+
+
+class BatchedTechnique(Technique, Protocol):
+    """A technique whose jobs can share their steps with other jobs on the same CLIP model."""
+
+    def start(self, config: Any, seed: int, ctx: RunContext) -> SteppedJob: ...
+    def estimated_bytes(self, config: Any, ctx: RunContext) -> int: ...
+
+
 def losses_as_floats(losses: list[torch.Tensor]) -> list[float]:
     """Per-step 0-d loss tensors, kept on the device during the run, read back in one host sync."""
     return torch.stack(losses).tolist() if losses else []

@@ -8,7 +8,6 @@ total variation keeps the image from dissolving into noise.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import MISSING, dataclass
 
@@ -16,12 +15,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bot.art.cutouts import make_cutouts
+from bot.art.clip_guided import Goal, GuideConfig, GuidedImage, estimated_bytes, run_alone
 from bot.art.imagefiles import load_image_file
 from bot.art.images import image_to_tensor, preview_image, tensor_to_image
-from bot.art.losses import total_variation, weighted_prompt_loss
 from bot.art.models import ClipModel
-from bot.art.parameterizations import PARAMETERIZATIONS, make_parameterization
+from bot.art.parameterizations import PARAMETERIZATIONS
 from bot.art.prompts import WeightedPrompt, parse_weighted_prompts
 from bot.art.technique import RunContext, RunResult, losses_as_floats, validate_fields
 from bot.art.technique import param as config_param  # aliased: one field below is called `param`
@@ -68,83 +66,79 @@ class ImagineConfig:
         return parse_weighted_prompts(self.prompt) + negatives
 
 
+class ImagineJob:
+    """One imagine job between steps: its image, its previews and its progress reports."""
+
+    def __init__(self, config: ImagineConfig, seed: int, ctx: RunContext) -> None:
+        self.started = time.perf_counter()
+        self.ctx = ctx
+        self.clip = ctx.models.clip()
+        goal = prompt_targets(config, self.clip, ctx.device)
+        init = None
+        if config.init_image:
+            init = image_to_tensor(load_image_file(config.init_image).convert("RGB"), config.size, ctx.device)
+        self.image = GuidedImage(guide_config(config), goal, seed, ctx.device, init=init,
+                                 init_strength=config.init_strength)
+        self.images = [self.image]
+        self.frames: list[Image.Image] = []
+
+    @property
+    def done(self) -> bool:
+        return self.image.done
+
+    def after_step(self) -> None:
+        step, total = self.image.step, self.image.config.steps
+        if step % self.ctx.progress_every == 0 or step == total:
+            preview = preview_image(self.image.current(), max_side=FRAME_SIDE)
+            self.frames.append(preview)
+            self.ctx.on_progress(step, total, preview, {"loss": self.image.losses[-1].item()})
+
+    def result(self, cancelled: bool) -> RunResult:
+        return RunResult(
+            image=tensor_to_image(self.image.current()),
+            frames=self.frames,
+            losses=losses_as_floats(self.image.losses),
+            seconds=time.perf_counter() - self.started,
+            steps_done=self.image.step,
+            cancelled=cancelled,
+            notes=["CLIP weights are random"] if self.clip.random_weights else [],
+        )
+
+
+def guide_config(config: ImagineConfig) -> GuideConfig:
+    return GuideConfig(steps=config.steps, size=config.size, param=config.param, cutn=config.cutn, lr=config.lr,
+                       tv_weight=config.tv_weight)
+
+
+@torch.no_grad()
+def prompt_targets(config: ImagineConfig, clip: ClipModel, device: torch.device) -> Goal:
+    """Unit CLIP embeddings [P, D] of the text (and image) prompts, and their weights [P]."""
+    prompts = config.text_prompts()
+    tokens = clip.tokenizer([prompt.text for prompt in prompts]).to(device)  # [P_text, context_length]
+    embeds = [F.normalize(clip.model.encode_text(tokens).float(), dim=-1)]
+    weights = [prompt.weight for prompt in prompts]
+    if config.image_prompt:
+        target = load_image_file(config.image_prompt).convert("RGB")
+        pixels = image_to_tensor(target, clip.image_size, device)  # [1, 3, C, C]
+        image_embed = clip.model.encode_image((pixels - clip.mean) / clip.std)  # [1, D]
+        embeds.append(F.normalize(image_embed.float(), dim=-1))
+        weights.append(config.image_prompt_weight)
+    return Goal(torch.cat(embeds), torch.tensor(weights, device=device))
+
+
 class ImagineTechnique:
     name = "imagine"
     config_type = ImagineConfig
 
+    prompt_targets = staticmethod(prompt_targets)
+
+    def start(self, config: ImagineConfig, seed: int, ctx: RunContext) -> ImagineJob:
+        return ImagineJob(config, seed, ctx)
+
+    def estimated_bytes(self, config: ImagineConfig, ctx: RunContext) -> int:
+        return estimated_bytes(guide_config(config), ctx.models.clip())
+
     def run(self, config: ImagineConfig, seed: int, ctx: RunContext) -> RunResult:
-        started = time.perf_counter()
-        device = ctx.device
-        clip = ctx.models.clip()
-        # bf16 autocast for CLIP on GPUs that have it; fp32 elsewhere (fp16 would need loss scaling).
-        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
-        generator = torch.Generator(device=device).manual_seed(seed)
-
-        prompt_embeds, prompt_weights = self.prompt_targets(config, clip, device)  # [P, D], [P]
-        init = None
-        if config.init_image:
-            init = image_to_tensor(load_image_file(config.init_image).convert("RGB"), config.size, device)
-        image_param = make_parameterization(
-            config.param, config.size, device, generator, init=init, init_strength=config.init_strength
-        )
-        optimizer = torch.optim.Adam(image_param.parameters(), lr=config.lr)
-
-        losses: list[torch.Tensor] = []  # 0-d device tensors, read back once at the end
-        frames: list[Image.Image] = []
-        cancelled = False
-        for step in range(1, config.steps + 1):
-            if ctx.should_cancel():
-                cancelled = True
-                break
-            image = image_param()  # [1, 3, S, S]
-            cutouts = make_cutouts(image, config.cutn, clip.image_size, generator)  # [cutn, 3, C, C]
-            cutouts = (cutouts - clip.mean) / clip.std
-            with autocast:
-                image_embeds = clip.model.encode_image(cutouts)  # [cutn, D]
-            image_embeds = F.normalize(image_embeds.float(), dim=-1)
-            loss = weighted_prompt_loss(image_embeds, prompt_embeds, prompt_weights)
-            loss = loss + config.tv_weight * total_variation(image)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
-
-            if step % ctx.progress_every == 0 or step == config.steps:
-                with torch.no_grad():
-                    preview = preview_image(image_param(), max_side=FRAME_SIDE)
-                frames.append(preview)
-                ctx.on_progress(step, config.steps, preview, {"loss": loss.item()})
-
-        with torch.no_grad():
-            final_image = tensor_to_image(image_param())
-        notes = ["CLIP weights are random"] if clip.random_weights else []
-        return RunResult(
-            image=final_image,
-            frames=frames,
-            losses=losses_as_floats(losses),
-            seconds=time.perf_counter() - started,
-            steps_done=len(losses),
-            cancelled=cancelled,
-            notes=notes,
-        )
-
-    @torch.no_grad()
-    def prompt_targets(
-        self, config: ImagineConfig, clip: ClipModel, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unit CLIP embeddings [P, D] of the text (and image) prompts, and their weights [P]."""
-        prompts = config.text_prompts()
-        tokens = clip.tokenizer([prompt.text for prompt in prompts]).to(device)  # [P_text, context_length]
-        embeds = [F.normalize(clip.model.encode_text(tokens).float(), dim=-1)]
-        weights = [prompt.weight for prompt in prompts]
-        if config.image_prompt:
-            target = load_image_file(config.image_prompt).convert("RGB")
-            pixels = image_to_tensor(target, clip.image_size, device)  # [1, 3, C, C]
-            image_embed = clip.model.encode_image((pixels - clip.mean) / clip.std)  # [1, D]
-            embeds.append(F.normalize(image_embed.float(), dim=-1))
-            weights.append(config.image_prompt_weight)
-        return torch.cat(embeds), torch.tensor(weights, device=device)
-
+        return run_alone(self.start(config, seed, ctx), ctx)
 
 TECHNIQUE = ImagineTechnique()
