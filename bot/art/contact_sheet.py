@@ -1,7 +1,8 @@
-"""Contact sheets: many stored images in one captioned grid (for /gallery and challenge entries).
+"""Contact sheets: many images in one captioned grid (for /gallery, challenge entries and /compare).
 
-Pure Pillow and synchronous: callers run `contact_sheets` in a worker thread
-(`asyncio.to_thread`); it decodes every image and encodes every sheet itself.
+Pure Pillow and synchronous. `contact_sheets` pages and encodes stored images: callers run it in a
+worker thread (`asyncio.to_thread`); it decodes every image and encodes every sheet itself.
+`captioned_grid` lays out images already in memory (a /compare's variants) as one unencoded image.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Grid:
     caption_font_size: int
     caption_height: int
     title_font_size: int
-    title_height: int  # 0 without a title
+    title_height: int  # 0 without a title; a line of title text per line, then a gap
 
     @property
     def rows(self) -> int:
@@ -81,14 +82,14 @@ class Grid:
         )
 
 
-def sheet_grid(count: int, *, tile_side: int = 256, columns: int | None = None, titled: bool = False) -> Grid:
+def sheet_grid(count: int, *, tile_side: int = 256, columns: int | None = None, title_lines: int = 0) -> Grid:
     """The grid for `count` tiles: `columns` wide (at most `count`), or near-square when None."""
     if count < 1 or tile_side < MIN_TILE_SIDE or (columns is not None and columns < 1):
         raise ValueError(f"need count >= 1, tile_side >= {MIN_TILE_SIDE} and columns >= 1")
     columns = min(columns, count) if columns else math.ceil(math.sqrt(count))
     caption_size = max(12, tile_side // 12)
     title_size = round(caption_size * 1.4)
-    title_height = _line_height(_font(title_size)) + GAP if titled else 0
+    title_height = title_lines * _line_height(_font(title_size)) + GAP if title_lines else 0
     return Grid(count, columns, tile_side, caption_size, _line_height(_font(caption_size)) + 2 * PAD,
                 title_size, title_height)
 
@@ -109,6 +110,30 @@ def _fit_text(text: str, font: ImageFont.FreeTypeFont, width: float) -> str:
     return text[:low].rstrip() + ELLIPSIS
 
 
+def _wrap_text(text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int) -> list[str]:
+    """`text` as lines no wider than `width`, broken between words and at its own newlines; a text
+    longer than `max_lines` lines is cut with an ellipsis at the end of the last one."""
+    lines = []
+    for paragraph in text[: max_lines * _MAX_CAPTION_CHARS].split("\n"):
+        line = ""
+        for word in "".join(c if c.isprintable() else " " for c in paragraph).split():
+            longer = f"{line} {word}" if line else word
+            if line and font.getlength(longer) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = longer
+        lines.append(line)
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], " ".join(lines[max_lines - 1:])]
+    return [_fit_text(line, font, width) for line in lines]
+
+
+def _fitted(image: Image.Image, side: int) -> Image.Image:
+    """`image` as RGBA, scaled to fit inside side x side with its aspect kept (small ones grow)."""
+    return ImageOps.contain(image.convert("RGBA"), (side, side), Image.Resampling.LANCZOS)
+
+
 def _picture(path: Path, side: int) -> Image.Image | None:
     """The image at `path` as RGBA fitted inside side x side, or None if it cannot be read safely.
 
@@ -123,18 +148,18 @@ def _picture(path: Path, side: int) -> Image.Image | None:
             if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
                 return None  # Pillow only warns between 1x and 2x the limit; refuse it here
             image.thumbnail((side, side))
-            picture = ImageOps.exif_transpose(image).convert("RGBA")
-        return ImageOps.contain(picture, (side, side), Image.Resampling.LANCZOS)  # small ones grow
+            picture = ImageOps.exif_transpose(image)
+        return _fitted(picture, side)
     except Exception:  # any damaged file (Pillow raises many kinds) costs its tile, never the sheet
         return None
 
 
-def _cell(tile: Tile, grid: Grid, font: ImageFont.FreeTypeFont) -> Image.Image:
-    """One tile: the picture square and its caption strip, drawn apart so nothing spills over."""
+def _cell(picture: Image.Image | None, caption: str, grid: Grid, font: ImageFont.FreeTypeFont) -> Image.Image:
+    """One tile: the picture square (a placeholder for None) and its caption strip, drawn apart so
+    nothing spills over."""
     side = grid.tile_side
     cell = Image.new("RGB", (side, side + grid.caption_height), BACKGROUND)
     draw = ImageDraw.Draw(cell)
-    picture = _picture(Path(tile.image_path), side)
     if picture is None:
         draw.rectangle((0, 0, side - 1, side - 1), fill=PLACEHOLDER)
         draw.text((side / 2, side / 2), _fit_text(UNAVAILABLE, font, side - 2 * PAD), font=font, fill=TEXT,
@@ -142,21 +167,45 @@ def _cell(tile: Tile, grid: Grid, font: ImageFont.FreeTypeFont) -> Image.Image:
     else:
         draw.rectangle((0, 0, side - 1, side - 1), fill=TILE_BACKGROUND)
         cell.paste(picture, ((side - picture.width) // 2, (side - picture.height) // 2), picture)
-    draw.text((side / 2, side + grid.caption_height / 2), _fit_text(tile.caption, font, side - 2 * PAD),
+    draw.text((side / 2, side + grid.caption_height / 2), _fit_text(caption, font, side - 2 * PAD),
               font=font, fill=TEXT, anchor="mm")
     return cell
 
 
-def _render(tiles: Sequence[Tile], grid: Grid, title: str | None) -> Image.Image:
+def _render(cells: Sequence[tuple[Image.Image | None, str]], grid: Grid, title_lines: Sequence[str]) -> Image.Image:
+    """The sheet: `title_lines` (each cut to the width) above (fitted picture or None, caption) cells."""
     sheet = Image.new("RGB", grid.size, BACKGROUND)
-    if title is not None:
-        font = _font(grid.title_font_size)
-        text = _fit_text(title, font, grid.size[0] - 2 * GAP)
-        ImageDraw.Draw(sheet).text((GAP, GAP + _line_height(font) / 2), text, font=font, fill=TEXT, anchor="lm")
+    font = _font(grid.title_font_size)
+    for number, line in enumerate(title_lines):
+        text = _fit_text(line, font, grid.size[0] - 2 * GAP)
+        middle = GAP + (number + 0.5) * _line_height(font)
+        ImageDraw.Draw(sheet).text((GAP, middle), text, font=font, fill=TEXT, anchor="lm")
     font = _font(grid.caption_font_size)
-    for index, tile in enumerate(tiles):
-        sheet.paste(_cell(tile, grid, font), grid.origin(index))
+    for index, (picture, caption) in enumerate(cells):
+        sheet.paste(_cell(picture, caption, grid, font), grid.origin(index))
     return sheet
+
+
+def captioned_grid(
+    pictures: Sequence[tuple[Image.Image, str]],
+    *,
+    tile_side: int = 256,
+    columns: int | None = None,
+    title: str | None = None,
+    max_title_lines: int = 3,
+) -> Image.Image:
+    """(image, caption) pairs already in memory as one captioned grid, not encoded.
+
+    Each image is fitted into its square; the title is wrapped to the sheet's width (newlines in it
+    start new lines), at most `max_title_lines` lines. Raises ValueError as `sheet_grid` does.
+    """
+    grid = sheet_grid(len(pictures), tile_side=tile_side, columns=columns)
+    lines = []
+    if title is not None:
+        lines = _wrap_text(title, _font(grid.title_font_size), grid.size[0] - 2 * GAP, max_title_lines)
+        grid = sheet_grid(len(pictures), tile_side=tile_side, columns=columns, title_lines=len(lines))
+    cells = [(_fitted(image, grid.tile_side), caption) for image, caption in pictures]
+    return _render(cells, grid, lines)
 
 
 def contact_sheets(
@@ -183,7 +232,9 @@ def contact_sheets(
     sheets = []
     for number, page in enumerate(pages, start=1):
         page_title = f"{title} ({number}/{len(pages)})" if title is not None and len(pages) > 1 else title
-        grid = sheet_grid(len(page), tile_side=tile_side, columns=columns, titled=page_title is not None)
-        data, extension = encode_for_upload(_render(page, grid, page_title), max_bytes)
+        titles = [] if page_title is None else [page_title]
+        grid = sheet_grid(len(page), tile_side=tile_side, columns=columns, title_lines=len(titles))
+        cells = [(_picture(Path(tile.image_path), grid.tile_side), tile.caption) for tile in page]
+        data, extension = encode_for_upload(_render(cells, grid, titles), max_bytes)
         sheets.append(Sheet(data, f"{filename_prefix}-{number}.{extension}", len(page)))
     return sheets

@@ -12,6 +12,7 @@ from bot.art.contact_sheet import (
     TILE_BACKGROUND,
     Grid,
     Tile,
+    captioned_grid,
     contact_sheets,
     sheet_grid,
 )
@@ -105,13 +106,13 @@ def test_long_caption_is_cut_and_stays_in_its_own_strip(tmp_path):
 def test_any_caption_is_drawn_without_error(tmp_path, caption):
     path = solid(tmp_path / "a.png", (10, 200, 10))
     [sheet] = contact_sheets([Tile(path, caption)], max_bytes=BIG, title=caption)
-    assert decode(sheet.data).size == sheet_grid(1, titled=True).size
+    assert decode(sheet.data).size == sheet_grid(1, title_lines=1).size
 
 
 def test_title_bar(tmp_path):
     path = solid(tmp_path / "a.png", (10, 200, 10))
     [sheet] = contact_sheets([Tile(path, "x")] * 4, max_bytes=BIG, title="Lesson 2: style transfer")
-    grid = sheet_grid(4, titled=True)
+    grid = sheet_grid(4, title_lines=1)
     image = decode(sheet.data)
     assert image.size == grid.size and grid.title_height > 0
     assert colours(image.crop((0, 0, image.width, grid.title_height))) - {BACKGROUND}
@@ -124,7 +125,7 @@ def test_pages_split_with_counts_and_names(tmp_path):
     sheets = contact_sheets(tiles, max_bytes=BIG, filename_prefix="challenge-7", title="Entries", tile_side=64)
     assert [s.tiles for s in sheets] == [20, 20, 5]
     assert [s.filename for s in sheets] == ["challenge-7-1.png", "challenge-7-2.png", "challenge-7-3.png"]
-    last, grid = decode(sheets[2].data), sheet_grid(5, tile_side=64, titled=True)
+    last, grid = decode(sheets[2].data), sheet_grid(5, tile_side=64, title_lines=1)
     assert last.size == grid.size
     assert close(last.getpixel(centre(grid, 0)), COLOURS[40 % 3])  # tile 41 is the first of page 3
     assert len(contact_sheets(tiles[:20], max_bytes=BIG)) == 1
@@ -190,3 +191,17 @@ def test_impossible_limits_raise_value_error(tmp_path):
         contact_sheets([Tile(path, "a")], max_bytes=BIG, max_tiles_per_page=0)
     with pytest.raises(ValueError):
         contact_sheets([Tile(path, "a")], max_bytes=BIG, tile_side=8)
+
+
+def test_captioned_grid_lays_out_images_in_memory_under_a_wrapped_title():
+    pictures = [(Image.new("RGB", (40, 40), COLOURS[i]), f"lr 0.0{i}") for i in range(3)]
+    long_title = "a lighthouse in a storm\n" + " · ".join(["steps 200", "size 256", "param stack"] * 6)
+    image = captioned_grid(pictures, tile_side=64, columns=3, title=long_title, max_title_lines=3)
+    grid = sheet_grid(3, tile_side=64, columns=3, title_lines=3)  # the prompt, then the recipe on two lines
+    assert image.size == grid.size
+    for i in range(3):
+        assert close(image.getpixel(centre(grid, i)), COLOURS[i])  # small pictures fill their square
+        assert strip_pixels(image, grid, i) - {BACKGROUND}
+    one_line = captioned_grid(pictures, tile_side=64, title="short")
+    assert one_line.size == sheet_grid(3, tile_side=64, title_lines=1).size
+    assert captioned_grid(pictures[:1]).size == sheet_grid(1).size
