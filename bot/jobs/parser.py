@@ -11,7 +11,9 @@ So inline flags override slash options: what the person typed last wins.
 
 Validation: a field's own `min`/`max` and `choices` always reject. A field with `limit=` metadata
 ("steps" or "size") is also capped by the guild's `Limits`: clamped with a note when
-`limits.clamp`, rejected otherwise. Every error is a `SpecError` whose message says what to fix.
+`limits.clamp`, rejected otherwise. A config that runs several variants (a /compare) says how many
+times its value counts against a limit with `times_counted(limit)`: three variants of 200 steps
+count as 600 steps. Every error is a `SpecError` whose message says what to fix.
 """
 
 from __future__ import annotations
@@ -169,8 +171,8 @@ def _range_text(low: float | None, high: float | None) -> str:
     return f"at least {low:g}" if low is not None else f"at most {high:g}"
 
 
-def _check(field: _Field, value: Any, limits: Limits, notes: list[str], given: bool) -> Any:
-    """Choices, own range and the guild limit; returns the value, clamped where allowed."""
+def _check(field: _Field, value: Any) -> Any:
+    """Presence, choices and the field's own range; returns the value (a choice as the config spells it)."""
     label = field.flag.replace("_", "-")
     if value is None:
         if field.required and field.name == "prompt":
@@ -189,15 +191,33 @@ def _check(field: _Field, value: Any, limits: Limits, notes: list[str], given: b
     low, high = field.meta.get("min"), field.meta.get("max")
     if (low is not None and value < low) or (high is not None and value > high):
         raise SpecError(f"{label} must be {_range_text(low, high)} (you gave {_number_text(value)}).")
-    limit = field.meta.get("limit")
-    # A guild's cap below what this technique needs is lifted to the technique's own minimum.
-    cap = max(limits.cap(limit), low if low is not None else 0) if limit is not None else None
-    if cap is not None and value > cap:
-        if given and not limits.clamp:
-            raise SpecError(f"{label} must be at most {cap} on this server (you gave {_number_text(value)}).")
-        notes.append(f"{label} clamped to {cap}, this server's limit")
-        return field.kind(cap)
     return value
+
+
+def _within_limits(config: Any, fields: list[_Field], given: set[str], limits: Limits, notes: list[str]) -> Any:
+    """The config with each field that has `limit=` metadata capped by the guild's limit: clamped with a
+    note, or refused when the person gave the value and clamping is off."""
+    capped = {}
+    for field in fields:
+        limit, value = field.meta.get("limit"), getattr(config, field.name)
+        if limit is None or value is None:
+            continue
+        times = config.times_counted(limit) if hasattr(config, "times_counted") else 1
+        low = field.meta.get("min")
+        # A guild's cap below what this technique needs is lifted to the technique's own minimum.
+        cap = max(limits.cap(limit) // times, low if low is not None else 0)
+        if value <= cap:
+            continue
+        label = field.flag.replace("_", "-")
+        if field.name in given and not limits.clamp:
+            if times == 1:
+                raise SpecError(f"{label} must be at most {cap} on this server (you gave {_number_text(value)}).")
+            raise SpecError(f"{label} × {times} variants must be at most {limits.cap(limit)} on this server, so "
+                            f"at most {cap} {label} each (you gave {_number_text(value)}).")
+        each = f" (× {times} variants)" if times > 1 else ""
+        notes.append(f"{label} clamped to {cap}{each}, this server's limit")
+        capped[field.name] = field.kind(cap)
+    return dataclasses.replace(config, **capped) if capped else config
 
 
 def _number_text(value: float) -> str:
@@ -276,16 +296,14 @@ def parse_job(
         for name, value in flags:
             put(name, value)  # a bare `--flag` stays None here and means True for a bool field
 
-    notes: list[str] = []
-    values = {}
-    for field in fields:
-        given = field.name in raw
-        value = _convert(field, raw[field.name]) if given else field.default
-        values[field.name] = _check(field, value, limits, notes, given)
+    values = {field.name: _check(field, _convert(field, raw[field.name]) if field.name in raw else field.default)
+              for field in fields}
     try:
         config = technique_impl.config_type(**values)
     except ValueError as error:
         raise SpecError(str(error)) from None
+    notes: list[str] = []
+    config = _within_limits(config, fields, set(raw), limits, notes)
     final_seed = secrets.randbelow(SEED_MAX + 1) if raw_seed is None else _parse_seed(raw_seed)
     return ParsedJob(JobSpec(technique_impl.name, config, final_seed), notes)
 

@@ -47,11 +47,20 @@ class JobSpec:
                     texts.extend(_prompt_part_text(part) for part in value.split("|"))
         return [text for text in texts if text.strip()]
 
+    def used_values(self) -> dict[str, Any]:
+        """The config's values as the job uses them, by field name, for its descriptions. A config may say
+        so itself with `used_values(seed)`: a /compare writes out the values it tries and leaves out the
+        base value of the setting it compares."""
+        if hasattr(self.config, "used_values"):
+            return self.config.used_values(self.seed)
+        return {field.name: getattr(self.config, field.name) for field in dataclasses.fields(self.config)}
+
     def describe(self) -> str:
         """Short human text: the technique, the seed, the steps and size and every non-default parameter."""
         parts = [self.technique, f"seed {self.seed}"]
+        used = self.used_values()
         for field in dataclasses.fields(self.config):
-            value = getattr(self.config, field.name)
+            value = used.get(field.name)
             always = field.metadata.get("limit") is not None  # steps and size are always worth showing
             if value is None or (value == field.default and not always):
                 continue
@@ -73,7 +82,7 @@ class JobSpec:
         one; then every other parameter and the seed, input images by file name only. A value with a
         comma, colon or quote is written as a JSON string, as that convention does.
         """
-        values = {field.name: getattr(self.config, field.name) for field in dataclasses.fields(self.config)}
+        values = self.used_values()
         lines = []
         if values.get("prompt"):
             lines.append(str(values.pop("prompt")))

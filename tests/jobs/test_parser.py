@@ -161,7 +161,7 @@ def test_required_files_and_post_init_errors():
 
 
 def test_unknown_technique_lists_the_known_ones():
-    with pytest.raises(SpecError, match="imagine, style, dream, nca, cppn"):
+    with pytest.raises(SpecError, match="imagine, compare, style, dream, nca, cppn"):
         parse_job("paint", {}, limits=LIMITS)
 
 
@@ -177,3 +177,45 @@ def test_a_guild_cap_below_a_techniques_minimum_is_lifted_to_that_minimum():
     parsed = parse_job("imagine", {}, limits=Limits(max_steps=1000, max_size=16), text="a cat --size 300")
     assert parsed.spec.config.size == 32
     assert limit_floor("size") == 32 and limit_floor("steps") == 1
+
+
+def compare(text, limits=LIMITS):
+    return parse_job("compare", {}, limits=limits, text=text, seed=1)
+
+
+def test_a_compares_steps_count_once_per_variant_against_the_guild_limit():
+    job = compare("a cat --what lr --steps 400")  # 3 variants x 400 steps is over the 1000 allowed
+    assert job.spec.config.steps == 333
+    assert job.notes == ["steps clamped to 333 (× 3 variants), this server's limit"]
+    assert compare("a cat --what lr --steps 333").notes == []
+    assert compare("a cat --what seed --values 1,2,3,4 --steps 300").spec.config.steps == 250
+    assert compare("a cat --what param --size 512").spec.config.size == 512  # a size is per image
+
+
+def test_a_compare_over_the_guild_limit_is_refused_when_clamping_is_off():
+    strict = Limits(max_steps=1000, max_size=512, clamp=False)
+    with pytest.raises(SpecError, match=r"steps × 3 variants must be at most 1000 on this server, so at most 333 "
+                                        r"steps each \(you gave 400\)"):
+        compare("a cat --what cutn --steps 400", limits=strict)
+    assert compare("a cat --what cutn --values 4,8 --steps 500", limits=strict).spec.config.steps == 500
+    default_steps = compare("a cat --what tv_weight", limits=Limits(max_steps=300, max_size=512, clamp=False))
+    assert default_steps.spec.config.steps == 100 and len(default_steps.notes) == 1
+
+
+def test_a_guild_cap_below_a_compares_variants_still_lets_each_take_one_step():
+    assert compare("a cat --what lr", limits=Limits(max_steps=2, max_size=512)).spec.config.steps == 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a cat", "needs --what"),
+    ("a cat --what size", "what must be one of param, lr, cutn, tv_weight, seed"),
+    ("a cat --what lr --values 0.01", r"--values takes 2 to 4 values of lr"),
+    ("a cat --what lr --values 0.01,0.02,0.03,0.04,0.05", r"takes 2 to 4 values of lr .* \(you gave 5\)"),
+    ("a cat --what lr --values 0.05,2", r"--values: lr must be between 0.0001 and 1 \(you gave 2\)"),
+    ("a cat --what cutn --values 4,lots", "--values for cutn must be whole numbers"),
+    ("a cat --what param --values stack,voxels", "--values: param must be one of stack, pixels, fourier"),
+    ("a cat --what tv_weight --values 0.1,0.10", "--values has tv-weight 0.1 twice"),
+])
+def test_a_compares_bad_values_say_what_to_fix(text, message):
+    with pytest.raises(SpecError, match=message):
+        compare(text)

@@ -63,6 +63,13 @@ def test_parameters_for_cppn_have_no_prompt_line_and_quote_what_needs_it():
     assert 'Target: "a, b.png"' in spec.parameters_text()  # a comma would split the pair
 
 
+def test_parameters_for_compare_name_the_compared_values_and_not_the_base_value():
+    spec = spec_of("compare", "a lighthouse --what cutn --values 4,8 --cutn 64", seed=3)
+    settings = spec.png_metadata(image_size=(600, 330))["parameters"].split("\n")[1]
+    assert settings.startswith('Steps: 200, Seed: 3, Size: 256, Technique: compare, What: cutn, Values: "4, 8", ')
+    assert "Cutn" not in settings
+
+
 def test_png_metadata_records_the_job_number_and_from_dict_ignores_it():
     spec = spec_of("cppn", "--size 64")
     stored = json.loads(spec.png_metadata(device="cpu", job_id=42)["easel"])
@@ -128,6 +135,17 @@ def test_read_recipe_from_a_real_result(worker_result):
     assert images == {}
     assert options["seed"] == 11 and options["zoom"] == 3.0 and options["colour"] == "rgb"
     assert parse_job("cppn", options, limits=LIMITS).spec == spec  # submitted again: the same job
+
+
+def test_a_compare_recipe_reads_back_and_counts_its_variants_when_queued_again(tmp_path):
+    spec = parse_job("compare", {}, limits=Limits(max_steps=20_000, max_size=1024),
+                     text="a lighthouse --what seed --values 1,2,3,4 --steps 5000", seed=3).spec
+    recipe = read_recipe(png_with(tmp_path, spec.png_metadata(job_id=8)), max_bytes=MAX)
+    assert recipe.spec == spec and recipe.job_id == 8  # a recipe holds to the fields' own ranges only
+    assert recipe_text(recipe).startswith("compare · seed 3 · prompt='a lighthouse' · what='seed' · "
+                                          "values='1, 2, 3, 4'")
+    again = parse_job("compare", recipe_options(recipe)[0], limits=LIMITS)
+    assert again.spec.config.steps == 250 and "× 4 variants" in again.notes[0]
 
 
 def test_image_fields_are_kept_but_named_only_by_file_name(tmp_path):

@@ -16,6 +16,7 @@ LIMITS = Limits(max_steps=1000, max_size=1024)
         ("nca", "--target emoji.png --fire-rate 0.25"),
         ("style", "--content a.png --style b.png --style-weight 1e5"),
         ("dream", "--image a.png --layer relu5_1 --octave-scale 1.5"),
+        ("compare", "a lighthouse --what lr --values 0.01,0.1 --steps 100"),
     ],
 )
 def test_round_trip_through_json(technique, text):
@@ -32,6 +33,16 @@ def test_describe_shows_seed_limits_and_changed_options():
     assert "prompt='a red fox'" in text and "no='blurry'" in text and "cutn=16" in text
     assert "steps=" in text and "size=" in text  # limited fields are always shown
     assert "lr=" not in text  # defaults are not
+
+
+def test_describe_shows_the_values_a_compare_tries_and_not_the_base_value_it_replaces():
+    spec = parse_job("compare", {}, limits=LIMITS, text="a red fox --what lr --lr 0.2 --cutn 16", seed=7).spec
+    text = spec.describe()
+    assert text.startswith("compare · seed 7") and "what='lr'" in text and "cutn=16" in text
+    assert "values='0.01, 0.05, 0.2'" in text and "lr=" not in text  # each variant has its own lr
+    seeds = parse_job("compare", {}, limits=LIMITS, text="a red fox --what seed", seed=7).spec
+    assert "values='7, 8, 9'" in seeds.describe()
+    assert seeds.to_dict()["config"]["values"] is None  # stored as given: the job's seed makes the values
 
 
 def test_png_metadata_holds_the_whole_job():

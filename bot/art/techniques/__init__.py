@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from bot.art.technique import Technique
-from bot.art.techniques import cppn, dream, imagine, nca, style
+from bot.art.techniques import compare, cppn, dream, imagine, nca, style
 
 TECHNIQUES: dict[str, Technique] = {
-    module.TECHNIQUE.name: module.TECHNIQUE for module in (imagine, style, dream, nca, cppn)
+    module.TECHNIQUE.name: module.TECHNIQUE for module in (imagine, compare, style, dream, nca, cppn)
 }
 
 # Which network each technique loads from the ModelStore (None: it needs no pretrained weights).
 NEEDS_WEIGHTS: dict[str, str | None] = {
-    "imagine": "clip", "style": "vgg", "dream": "vgg", "nca": None, "cppn": None,
+    "imagine": "clip", "compare": "clip", "style": "vgg", "dream": "vgg", "nca": None, "cppn": None,
 }
 
 
