@@ -1,4 +1,4 @@
-"""Generation commands: /imagine, /style, /dream, /nca, /cppn, and /queue, /cancel, /job, /recipe.
+"""Generation commands: /imagine, /compare, /style, /dream, /nca, /cppn, and /queue, /cancel, /job, /recipe.
 
 Thin: defer, read attachments, hand a `JobRequest` to the job service, show the receipt.
 """
@@ -42,6 +42,9 @@ DreamSteps, DreamSize, Octaves = (ranged(int, "dream", name) for name in ("steps
 NcaSteps, NcaSize = ranged(int, "nca", "steps"), ranged(int, "nca", "size")
 CppnSteps, CppnSize = ranged(int, "cppn", "steps"), ranged(int, "cppn", "size")
 PARAMETERIZATIONS = [app_commands.Choice(name=name, value=name) for name in ("stack", "pixels", "fourier")]
+COMPARED_SETTINGS = [app_commands.Choice(name=name, value=value) for value, name in (
+    ("param", "param: stack, pixels and fourier"), ("lr", "lr: the learning rate"),
+    ("cutn", "cutn: cutouts per step"), ("tv_weight", "tv_weight: smoothness"), ("seed", "seed: random starts"))]
 DREAM_LAYERS = [app_commands.Choice(name=name, value=name) for name in (
     "relu2_2", "relu3_3", "relu4_1", "relu4_2", "relu4_3", "relu5_1", "relu5_3")]
 
@@ -83,6 +86,24 @@ class Generate(commands.Cog):
                                                    "negative": negative, "cutn": cutn},
                           text=prompt, attachments={"init_image": init_image, "image_prompt": image_prompt},
                           seed=seed)
+
+    @app_commands.command(description="Run one prompt several ways at once and watch the variants learn side by side")
+    @app_commands.describe(
+        prompt="What to draw, as in /imagine; inline --flags work too", what="The setting to compare",
+        values="2 to 4 values to try, e.g. 0.01, 0.05, 0.2; leave empty for a spread that suits the setting",
+        steps="Steps of each variant (each counts against the server's limit)", size="Side of each image in pixels",
+        seed="Same seed, same images", param="How the images are described (unless param is compared)",
+        negative="Things to keep out, separated by commas", cutn="Random cutouts CLIP looks at each step",
+    )
+    @app_commands.choices(what=COMPARED_SETTINGS, param=PARAMETERIZATIONS)
+    async def compare(self, interaction: discord.Interaction[Easel], prompt: str, what: str,
+                      values: app_commands.Range[str, 1, 100] | None = None, steps: ImagineSteps | None = None,
+                      size: ImagineSize | None = None, seed: Seed | None = None, param: str | None = None,
+                      negative: str | None = None, cutn: Cutn | None = None) -> None:
+        # compare declares its settings as imagine does: the same ranges.
+        await self.submit(interaction, "compare", {"what": what, "values": values, "steps": steps, "size": size,
+                                                   "param": param, "negative": negative, "cutn": cutn},
+                          text=prompt, seed=seed)
 
     @app_commands.command(description="Style transfer: paint one image's content in another's style")
     @app_commands.describe(content="The image whose layout to keep", style="The image whose textures to paint with",

@@ -115,7 +115,8 @@ class JobService:
 
     async def _submit(self, request: JobRequest) -> Receipt:
         """Checks everything first, stores the attached images last, then the job row."""
-        missing = missing_weights(self.model_choice, request.technique)
+        # /compare runs imagine jobs side by side, with imagine's weights.
+        missing = missing_weights(self.model_choice, "imagine" if request.technique == "compare" else request.technique)
         if missing is not None:
             raise UserFacingError(f"/{request.technique} cannot run on this bot yet. For a host: {missing}")
 
@@ -221,6 +222,11 @@ class JobService:
         job = await self.visible_job(job_id, request.user_id, request.guild_id)
         if job.status != JobStatus.DONE or not job.result_path or not Path(job.result_path).exists():  # noqa: ASYNC240 (a stat)
             raise UserFacingError(f"Job #{job.id} has no finished image to use as `{field_name}`.")
+        if job.technique == "compare":
+            raise UserFacingError(
+                f"Job #{job.id} is a /compare contact sheet of several images, not one image to use as "
+                f"`{field_name}`. Run the variant you like with /imagine, then use that job."
+            )
         return job.result_path
 
     def limits_for(self, config: GuildConfig | None) -> Limits:
@@ -365,7 +371,10 @@ class JobService:
     async def reroll(self, job_id: int, request: JobRequest) -> Receipt:
         """The same job with a new seed."""
         parent, spec = await self._parent(job_id, request)
-        return await self._submit_derived(request, parent, spec, _config_options(spec), seed=None)
+        options = _config_options(spec)
+        if spec.technique == "compare" and options["what"] == "seed":
+            options.pop("values", None)  # new seeds to compare: the new job's seed and the ones after it
+        return await self._submit_derived(request, parent, spec, options, seed=None)
 
     async def continue_from(self, job_id: int, request: JobRequest) -> Receipt:
         """More steps, starting from this job's result."""
