@@ -17,7 +17,6 @@ from discord.ext import commands, tasks
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import db
-from bot.art.models import ModelChoice
 from bot.artwork import ArtworkIntake
 from bot.challenges.service import ChallengeService
 from bot.course.service import CourseService
@@ -188,8 +187,7 @@ class Easel(commands.Bot):
 
     async def start_worker(self) -> None:
         """Starts the bot's own GPU worker and its runner, after putting back the jobs a crash left running."""
-        worker = GpuWorker(ModelChoice.from_settings(self.settings), self.settings.device,
-                           self.settings.data_dir / "results", self.settings.progress_every)
+        worker = GpuWorker.from_settings(self.settings, self.settings.data_dir / "results")
         registry = WorkerRegistry(self.sessions)
         self.runner = JobRunner(self.job_repository, worker, self.publisher, LocalFiles(), registry,
                                 lease=Lease(self.settings.worker_lease_seconds), wait_until_ready=self.wait_until_ready)

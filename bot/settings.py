@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     device: str = "auto"
     worker_name: str | None = None  # how /about names this machine's worker (default: the host name)
     worker_lease_seconds: float = Field(default=30.0, ge=1.0, le=600.0)
+    batch_jobs: int = Field(default=0, ge=0, le=64)  # 0: 8 on a GPU, 1 on the CPU
+    batch_memory_mb: int = Field(default=0, ge=0)  # 0: 85% of the GPU memory free when a batch starts
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Models

@@ -24,7 +24,6 @@ log = logging.getLogger("bot.worker")
 
 
 async def run_worker(settings: Settings) -> int:
-    from bot.art.models import ModelChoice
     from bot.jobs.events import DatabaseViews
     from bot.jobs.files import DatabaseFiles
     from bot.jobs.repository import JobRepository
@@ -41,8 +40,7 @@ async def run_worker(settings: Settings) -> int:
             return 1
         sessions = db.create_session_factory(engine)
         scratch = Path(tempfile.mkdtemp(prefix="easel-worker-"))  # shares no disk with the bot
-        gpu = GpuWorker(ModelChoice.from_settings(settings), settings.device, scratch / "results",
-                        settings.progress_every)
+        gpu = GpuWorker.from_settings(settings, scratch / "results")
         views = DatabaseViews(sessions)
         registry = WorkerRegistry(sessions)
         runner = JobRunner(JobRepository(sessions), gpu, views, DatabaseFiles(sessions, scratch / "inputs"), registry,

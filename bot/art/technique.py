@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from PIL import Image
@@ -60,6 +60,7 @@ class SteppedJob(Protocol):
     def result(self, cancelled: bool) -> RunResult: ...
 
 
+@runtime_checkable
 class BatchedTechnique(Technique, Protocol):
     """A technique whose jobs can share their steps with other jobs on the same CLIP model."""
 

@@ -269,9 +269,8 @@ class JobService:
 
     def _step_of(self, job: Job) -> int:
         """A running job's step: the bot's own worker knows it now; others record it when they renew their lease."""
-        if self.runner is not None and self.runner.current is not None and self.runner.current.id == job.id:
-            return self.runner.current_step[0]
-        return job.progress_step
+        step = self.runner.step_of(job.id) if self.runner is not None else None
+        return job.progress_step if step is None else step
 
     async def queue_view(self, user_id: int, guild_id: int | None) -> QueueView:
         """The person's jobs and the queue's length; the running job only if they may see it."""

@@ -57,7 +57,10 @@ class RunsOutOfMemory(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, max_cutouts: int) -> None:
         super().__init__()
-        self.model, self.max_cutouts = model, max_cutouts
+        self.model, self.visual, self.max_cutouts = model, model.visual, max_cutouts
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(tokens)
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         if len(pixels) > self.max_cutouts:

@@ -155,7 +155,7 @@ async def test_a_restart_in_the_middle_of_a_job_finishes_it_once(fake: FakeDisco
     interaction = await imagine(fake, student, "slow clouds --cutn 2", steps=400, size=32)
     job_id = job_id_of(interaction)
     await wait_for_status(fake, bot, job_id, JobStatus.RUNNING)
-    await fake.wait_until(lambda: bot.runner.current_step[0] >= 2, timeout=30)
+    await fake.wait_until(lambda: (bot.runner.step_of(job_id) or 0) >= 2, timeout=30)
     before = await job_row(bot, job_id)
     await easel.stop()  # a clean stop: the job goes back to the queue between two steps
 

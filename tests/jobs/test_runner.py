@@ -13,6 +13,7 @@ from bot.art.models import ModelChoice
 from bot.art.technique import param
 from bot.art.techniques import TECHNIQUES
 from bot.art.techniques.cppn import TECHNIQUE as CPPN
+from bot.art.techniques.imagine import ImagineConfig
 from bot.jobs.files import LocalFiles
 from bot.jobs.repository import JobRepository
 from bot.jobs.runner import JobRunner, explain_failure
@@ -20,6 +21,7 @@ from bot.jobs.spec import JobSpec
 from bot.jobs.worker import GpuWorker, JobFailed
 from bot.jobs.workers import Lease, WorkerRegistry
 from models import Job, JobStatus
+from models.base import utcnow
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def make_runner(repository: JobRepository, worker: GpuWorker, views: RecordingVi
 
 async def until_running(runner: JobRunner) -> None:
     for _ in range(400):
-        if runner.current is not None:
+        if runner.running:
             return
         await asyncio.sleep(0.01)
     raise TimeoutError("the runner started no job")
@@ -140,7 +142,7 @@ async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kep
     finally:
         await runner.stop()
     assert (await repository.get(job.id)).status == JobStatus.CANCELLED
-    assert not runner._cancelled_by_people and not runner._cancel_flags
+    assert not runner._cancelled_by_people and not runner.running
 
 
 async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(sessions, tmp_path):
@@ -156,7 +158,7 @@ async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(se
         async with sessions.begin() as session:  # the bot took it back and another worker claimed it
             await session.execute(update(Job).where(Job.id == job.id).values(worker_id="another-worker"))
         for _ in range(400):
-            if runner.current is None:
+            if not runner.running:
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -186,3 +188,33 @@ async def test_a_cancel_asked_for_on_another_machine_reaches_the_runner(sessions
         await runner.stop()
     assert (await repository.get(job.id)).status == JobStatus.CANCELLED
     assert ("cancelled", job.id, "") in views.events
+
+
+async def test_with_room_for_two_the_runner_runs_two_jobs_at_once_and_keeps_both_leases(sessions, tmp_path):
+    repository = JobRepository(sessions)
+    long, short = (ImagineConfig(prompt="a lighthouse", steps=steps, size=32, cutn=2) for steps in (150, 4))
+    first, second, third = [await repository.add(stored_job(JobSpec("imagine", config, seed=n), user_id=n))
+                            for n, config in ((1, long), (2, long), (3, short))]
+    views = RecordingViews()
+    worker = GpuWorker(ModelChoice(weights_dir=tmp_path, clip_model="easel-tiny", clip_pretrained="none"), "cpu",
+                       tmp_path / "results", progress_every=2, batch_jobs=2)
+    runner = make_runner(repository, worker, views, Lease(seconds=0.4))
+    runner.start()
+    try:
+        for _ in range(600):
+            if {first.id, second.id} <= runner.running.keys():
+                break
+            await asyncio.sleep(0.01)
+        assert runner.running.keys() == {first.id, second.id}  # the third waits for room
+        await asyncio.sleep(0.8)  # twice the lease: only renewals keep both jobs this worker's
+        rows = [await repository.get(job.id) for job in (first, second)]
+        assert all(row.status == JobStatus.RUNNING and row.lease_expires_at > utcnow() for row in rows)
+        for _ in range(1200):
+            if (await repository.get(third.id)).status == JobStatus.DONE:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    assert [(await repository.get(job.id)).status for job in (first, second, third)] == [JobStatus.DONE] * 3
+    assert views.events.index(("started", third.id, "")) > min(
+        views.events.index(event) for event in views.events if event[0] == "done")
