@@ -88,6 +88,25 @@ def test_each_variant_is_the_imagine_job_it_stands_for_and_they_step_as_one_batc
     assert not torch.allclose(job.images[0].current(), job.images[1].current())  # the setting made a difference
 
 
+def test_in_the_workers_batch_beside_an_imagine_job_each_gives_what_it_gives_alone(clip_store):
+    """The worker steps the images of every job in its batch in one step_together, then each job's after_step."""
+    config, imagine_config = tiny("param", "stack, fourier"), dataclasses.replace(tiny("lr").base(), cutn=3)
+    compare_job, imagine_job = TECHNIQUE.start(config, 2, context(clip_store)), IMAGINE.start(
+        imagine_config, 4, context(clip_store))
+    while not (compare_job.done and imagine_job.done):
+        clip_guided.step_together([*compare_job.images, *imagine_job.images], clip_store.clip(), CPU)
+        compare_job.after_step()
+        imagine_job.after_step()
+    compare_alone, imagine_alone = TECHNIQUE.start(config, 2, context(clip_store)), IMAGINE.start(
+        imagine_config, 4, context(clip_store))
+    run_alone(compare_alone, context(clip_store))
+    run_alone(imagine_alone, context(clip_store))
+    for batched, alone in zip([*compare_job.images, imagine_job.image], [*compare_alone.images, imagine_alone.image],
+                              strict=True):
+        torch.testing.assert_close(batched.current(), alone.current(), atol=TOLERANCE, rtol=0)
+    assert len(compare_job.result(cancelled=False).frames) == 2  # its own side-by-side reports, at steps 2 and 3
+
+
 def test_progress_shows_the_variants_side_by_side(clip_store):
     reports = []
     result = TECHNIQUE.run(tiny("lr"), 3, context(clip_store, on_progress=lambda step, total, preview, metrics:

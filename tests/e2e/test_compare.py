@@ -27,6 +27,7 @@ from tests.e2e.test_generation import (
     job_id_of,
     job_row,
     receipt_complete,
+    set_queue,
     wait_for_status,
 )
 
@@ -118,3 +119,41 @@ async def test_a_compare_is_rerolled_and_remixed_but_is_no_input_image(fake: Fak
     assert refused.original.flags & EPHEMERAL
     assert "contact sheet of several images" in refused.original.content
     assert "/imagine" in refused.original.content
+
+
+async def test_without_clip_weights_compare_says_so_and_queues_nothing(fake: FakeDiscord, tmp_path: Path):
+    missing = str(tmp_path / "missing.safetensors")
+    running = RunningBot(bot_settings(fake, tmp_path, **(FAST | {"clip_pretrained": missing})))
+    bot = await running.start()
+    try:
+        student = fake.add_member("student")
+        interaction = await compare(fake, student, "a cat", "lr")
+        assert interaction.original.ephemeral
+        assert "/compare cannot run on this bot yet" in interaction.original.content
+        assert f"CLIP_PRETRAINED={missing}" in interaction.original.content
+        assert await bot.job_repository.active_for_user(student.id) == []
+    finally:
+        await running.stop()
+
+
+async def test_a_compare_is_one_job_in_the_workers_batch_beside_an_imagine(fake: FakeDiscord, tmp_path: Path):
+    running = RunningBot(bot_settings(fake, tmp_path, **(FAST | {"batch_jobs": 2})))
+    bot = await running.start()
+    try:
+        host = fake.add_member("teacher", permissions=HOST_PERMISSIONS)
+        await set_queue(fake, host, "pause")  # both are queued before either starts
+        alice, bob = fake.add_member("alice"), fake.add_member("bob")
+        compared = job_id_of(await compare(fake, alice, "a lighthouse --cutn 2", "cutn", values="2, 3", steps=40,
+                                           size=32))
+        imagined = job_id_of(await imagine(fake, bob, "a red fox --cutn 2", steps=40, size=32))
+        await set_queue(fake, host, "resume")
+        # Two jobs fill the batch of two: the compare's variants count as one job.
+        await fake.wait_until(lambda: all((bot.runner.step_of(job_id) or 0) >= 2 for job_id in (compared, imagined)),
+                              timeout=60)
+        for job_id in (compared, imagined):
+            job = await wait_for_status(fake, bot, job_id, JobStatus.DONE)
+            await fake.wait_until(lambda job=job: final_message(fake, job.thread_id) is not None, timeout=30)
+        sheet = final_message(fake, (await job_row(bot, compared)).thread_id).attachments[0].data
+        assert Image.open(io.BytesIO(sheet)).width == width_of(2, SHEET_TILE_SIDES[0])
+    finally:
+        await running.stop()
