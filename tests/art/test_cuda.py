@@ -1,4 +1,5 @@
-"""What only a CUDA device can show: bf16 autocast, no host syncs between progress reports, batching there.
+"""What only a CUDA device can show: bf16 autocast, no host syncs between progress reports, batching there,
+channels-last convolutions.
 
 Skipped, with the reason, on a machine without one; the same code paths run on the CPU in the other tests.
 """
@@ -9,6 +10,7 @@ import torch
 from bot.art.clip_guided import GuidedImage, clip_autocast, step_together
 from bot.art.models import ModelChoice, ModelStore
 from bot.art.techniques.imagine import ImagineConfig, guide_config, prompt_targets
+from bot.art.vgg import vgg_activations
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -55,3 +57,9 @@ def test_a_batch_on_the_gpu_gives_each_image_what_it_gets_alone(cuda_clip):
         step_together([batched, other], cuda_clip, CUDA)
     # bf16 rounds coarsely, and a larger batch may take other kernels: close, not equal.
     torch.testing.assert_close(batched.current(), alone.current(), atol=2e-2, rtol=0)
+
+
+def test_vgg_layers_run_channels_last_on_the_gpu():
+    vgg = ModelStore(ModelChoice(vgg_weights="none"), CUDA).vgg_features()
+    activations = vgg_activations(vgg, torch.rand(1, 3, 64, 64, device=CUDA), ["relu2_1"])
+    assert activations["relu2_1"].is_contiguous(memory_format=torch.channels_last)
