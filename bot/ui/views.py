@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -188,15 +189,21 @@ class RemixModal(discord.ui.Modal, title="Remix"):
         await answer_failure(interaction, error)
 
 
+def remix_flags(config: dict[str, Any]) -> str:
+    """The options a remix starts from: a /compare's `what` and `values` first, then every number."""
+    texts = [f"--{name} {shlex.quote(config[name])}" for name in ("what", "values") if config.get(name) is not None]
+    numbers = [f"--{name.replace('_', '-')} {value}" for name, value in config.items()
+               if isinstance(value, int | float) and not isinstance(value, bool)]
+    return " ".join(texts + numbers)
+
+
 class RemixButton(JobButton, template=r"easel:remix:(?P<job_id>[0-9]+)"):
     action, label, emoji = "remix", "Remix", "🎛️"
 
     async def act(self, interaction: discord.Interaction[Easel]) -> None:
         job = await interaction.client.jobs.visible_job(self.job_id, interaction.user.id, interaction.guild_id)
         config = job.spec["config"]
-        flags = " ".join(f"--{name.replace('_', '-')} {value}" for name, value in config.items()
-                         if name != "prompt" and isinstance(value, int | float) and not isinstance(value, bool))
-        await interaction.response.send_modal(RemixModal(job.id, config.get("prompt"), flags))
+        await interaction.response.send_modal(RemixModal(job.id, config.get("prompt"), remix_flags(config)))
 
 
 class ParametersButton(JobButton, template=r"easel:params:(?P<job_id>[0-9]+)"):

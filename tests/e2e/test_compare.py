@@ -109,11 +109,14 @@ async def test_a_compare_is_rerolled_and_remixed_but_is_no_input_image(fake: Fak
 
     remix = await fake.press_button(student, final, f"easel:remix:{job_id}")
     modal = await fake.wait_for_response(remix)
+    inputs = {field["custom_id"]: field.get("value") for row in modal.data["components"] for field in row["components"]}
+    assert inputs["options"].startswith("--what seed --values '5, 6' --steps 2 --size 32 ")  # what it compares
     submitted = await fake.submit_modal(student, modal.data["custom_id"],
-                                        {"prompt": "a blue kite", "options": "--steps 2 --size 32 --cutn 2"})
+                                        {"prompt": "a blue kite", "options": "--what cutn --values '2, 4' --steps 2"})
     await fake.wait_until(lambda: submitted.original is not None and "Queued job #" in submitted.original.content)
     remixed = (await job_row(bot, job_id_of(submitted))).spec["config"]
-    assert (remixed["prompt"], remixed["what"], remixed["values"]) == ("a blue kite", "seed", "5, 6")
+    assert (remixed["prompt"], remixed["what"], remixed["values"], remixed["size"]) == ("a blue kite", "cutn",
+                                                                                       "2, 4", 32)
 
     refused = await imagine(fake, student, f"a kite --init-image job:{job_id} --cutn 2", steps=2, size=32)
     assert refused.original.flags & EPHEMERAL
