@@ -82,14 +82,16 @@ class Grid:
         )
 
 
-def sheet_grid(count: int, *, tile_side: int = 256, columns: int | None = None, title_lines: int = 0) -> Grid:
-    """The grid for `count` tiles: `columns` wide (at most `count`), or near-square when None."""
+def sheet_grid(count: int, *, tile_side: int = 256, columns: int | None = None, titled: bool = False,
+               title_lines: int = 1) -> Grid:
+    """The grid for `count` tiles: `columns` wide (at most `count`), or near-square when None; when `titled`,
+    under a title of `title_lines` lines."""
     if count < 1 or tile_side < MIN_TILE_SIDE or (columns is not None and columns < 1):
         raise ValueError(f"need count >= 1, tile_side >= {MIN_TILE_SIDE} and columns >= 1")
     columns = min(columns, count) if columns else math.ceil(math.sqrt(count))
     caption_size = max(12, tile_side // 12)
     title_size = round(caption_size * 1.4)
-    title_height = title_lines * _line_height(_font(title_size)) + GAP if title_lines else 0
+    title_height = title_lines * _line_height(_font(title_size)) + GAP if titled else 0
     return Grid(count, columns, tile_side, caption_size, _line_height(_font(caption_size)) + 2 * PAD,
                 title_size, title_height)
 
@@ -203,7 +205,7 @@ def captioned_grid(
     lines = []
     if title is not None:
         lines = _wrap_text(title, _font(grid.title_font_size), grid.size[0] - 2 * GAP, max_title_lines)
-        grid = sheet_grid(len(pictures), tile_side=tile_side, columns=columns, title_lines=len(lines))
+        grid = sheet_grid(len(pictures), tile_side=tile_side, columns=columns, titled=True, title_lines=len(lines))
     cells = [(_fitted(image, grid.tile_side), caption) for image, caption in pictures]
     return _render(cells, grid, lines)
 
@@ -233,7 +235,7 @@ def contact_sheets(
     for number, page in enumerate(pages, start=1):
         page_title = f"{title} ({number}/{len(pages)})" if title is not None and len(pages) > 1 else title
         titles = [] if page_title is None else [page_title]
-        grid = sheet_grid(len(page), tile_side=tile_side, columns=columns, title_lines=len(titles))
+        grid = sheet_grid(len(page), tile_side=tile_side, columns=columns, titled=bool(titles))
         cells = [(_picture(Path(tile.image_path), grid.tile_side), tile.caption) for tile in page]
         data, extension = encode_for_upload(_render(cells, grid, titles), max_bytes)
         sheets.append(Sheet(data, f"{filename_prefix}-{number}.{extension}", len(page)))

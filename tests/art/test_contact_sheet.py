@@ -106,13 +106,13 @@ def test_long_caption_is_cut_and_stays_in_its_own_strip(tmp_path):
 def test_any_caption_is_drawn_without_error(tmp_path, caption):
     path = solid(tmp_path / "a.png", (10, 200, 10))
     [sheet] = contact_sheets([Tile(path, caption)], max_bytes=BIG, title=caption)
-    assert decode(sheet.data).size == sheet_grid(1, title_lines=1).size
+    assert decode(sheet.data).size == sheet_grid(1, titled=True).size
 
 
 def test_title_bar(tmp_path):
     path = solid(tmp_path / "a.png", (10, 200, 10))
     [sheet] = contact_sheets([Tile(path, "x")] * 4, max_bytes=BIG, title="Lesson 2: style transfer")
-    grid = sheet_grid(4, title_lines=1)
+    grid = sheet_grid(4, titled=True)
     image = decode(sheet.data)
     assert image.size == grid.size and grid.title_height > 0
     assert colours(image.crop((0, 0, image.width, grid.title_height))) - {BACKGROUND}
@@ -125,7 +125,7 @@ def test_pages_split_with_counts_and_names(tmp_path):
     sheets = contact_sheets(tiles, max_bytes=BIG, filename_prefix="challenge-7", title="Entries", tile_side=64)
     assert [s.tiles for s in sheets] == [20, 20, 5]
     assert [s.filename for s in sheets] == ["challenge-7-1.png", "challenge-7-2.png", "challenge-7-3.png"]
-    last, grid = decode(sheets[2].data), sheet_grid(5, tile_side=64, title_lines=1)
+    last, grid = decode(sheets[2].data), sheet_grid(5, tile_side=64, titled=True)
     assert last.size == grid.size
     assert close(last.getpixel(centre(grid, 0)), COLOURS[40 % 3])  # tile 41 is the first of page 3
     assert len(contact_sheets(tiles[:20], max_bytes=BIG)) == 1
@@ -197,11 +197,11 @@ def test_captioned_grid_lays_out_images_in_memory_under_a_wrapped_title():
     pictures = [(Image.new("RGB", (40, 40), COLOURS[i]), f"lr 0.0{i}") for i in range(3)]
     long_title = "a lighthouse in a storm\n" + " · ".join(["steps 200", "size 256", "param stack"] * 6)
     image = captioned_grid(pictures, tile_side=64, columns=3, title=long_title, max_title_lines=3)
-    grid = sheet_grid(3, tile_side=64, columns=3, title_lines=3)  # the prompt, then the recipe on two lines
+    grid = sheet_grid(3, tile_side=64, columns=3, titled=True, title_lines=3)  # the prompt, the recipe on two
     assert image.size == grid.size
     for i in range(3):
         assert close(image.getpixel(centre(grid, i)), COLOURS[i])  # small pictures fill their square
         assert strip_pixels(image, grid, i) - {BACKGROUND}
     one_line = captioned_grid(pictures, tile_side=64, title="short")
-    assert one_line.size == sheet_grid(3, tile_side=64, title_lines=1).size
+    assert one_line.size == sheet_grid(3, tile_side=64, titled=True).size
     assert captioned_grid(pictures[:1]).size == sheet_grid(1).size
