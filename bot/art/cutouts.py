@@ -6,77 +6,122 @@ CLIP with pixel-level noise that only works for one exact framing.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 MAX_HALVINGS = 3  # mip levels below the full image
 
 
+class Halve(torch.autograd.Function):
+    """2x2 box average, an odd last row or column dropped: [B, C, H, W] -> [B, C, H//2, W//2].
+
+    The same numbers as F.avg_pool2d(image, 2) (and as bilinear interpolation at half scale, which
+    reads exactly those four pixels), from two strided adds; the backward pass spreads a quarter of
+    each gradient over its block. On CPU that is 4x faster forward than F.interpolate (at 512 px,
+    0.9 -> 0.2 ms) and somewhat faster backward.
+    """
+
+    @staticmethod
+    def forward(ctx, image: torch.Tensor) -> torch.Tensor:
+        ctx.image_shape = image.shape
+        height, width = image.shape[-2] // 2 * 2, image.shape[-1] // 2 * 2
+        rows = image[..., 0:height:2, :width] + image[..., 1:height:2, :width]  # [B, C, H//2, W//2*2]
+        return (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        *batch, height, width = grad.shape
+        quarter = (grad * 0.25)[..., :, None, :, None].expand(*batch, height, 2, width, 2)
+        grad_image = quarter.reshape(*batch, 2 * height, 2 * width)
+        odd_rows, odd_columns = ctx.image_shape[-2] - 2 * height, ctx.image_shape[-1] - 2 * width
+        return F.pad(grad_image, (0, odd_columns, 0, odd_rows)) if odd_rows or odd_columns else grad_image
+
+
 def halve(image: torch.Tensor) -> torch.Tensor:
-    """2x2 box average, an odd last row or column dropped: [1, C, H, W] -> [1, C, H//2, W//2].
+    return Halve.apply(image)
 
-    Bilinear sampling at half scale reads exactly the four pixels of each 2x2 block, equally
-    weighted, so this equals F.avg_pool2d(image, 2); on CPU it is a few times faster, backward too.
+
+def mip_levels(height: int, width: int, cut_size: int, min_side: float) -> range:
+    """The mip levels (level l: the image halved l times) that cutouts at least `min_side` pixels wide use.
+
+    Halving stops after MAX_HALVINGS or before the shorter side would drop below `cut_size`. Levels
+    finer than the one the smallest cutout needs are left out: at 512 px with 64 px cutouts no cutout
+    reads the full image, and the atlas then holds a quarter as many pixels.
     """
-    return F.interpolate(image, scale_factor=0.5, mode="bilinear", align_corners=False)
+    last = 0
+    while last < MAX_HALVINGS and min(height, width) >> (last + 1) >= cut_size:
+        last += 1
+    first = max(0, math.floor(math.log2(min_side / cut_size)))
+    return range(min(first, last), last + 1)
 
 
-def mip_atlas(image: torch.Tensor, cut_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image and its 2x2-average halvings packed in one tensor, and where each level lies.
+def mip_atlas(image: torch.Tensor, levels: range) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image's mip `levels` packed in one tensor, and where each lies: boxes [L, 4] of (x, y, width, height).
 
-    Halving stops after MAX_HALVINGS or before the shorter side would drop below `cut_size`. The
-    atlas is the image with its last row repeated, then the halvings side by side (top-aligned, zero
-    around them): [1, C, H + 1 + H//2, W]. Full-width rows keep the image's share of the gradient
-    one contiguous block. Boxes [L, 4] hold each level's (x, y, width, height) in atlas pixels.
-
-    Samples on the full image may fall up to half a pixel outside it: on the atlas's edges,
-    grid_sample's border padding repeats the edge pixels (as reflection padding would within half a
-    pixel), and the repeated row does the same below it. Cutouts on the halvings never sample
-    outside them (see `theta_on_atlas`).
+    The first level takes the atlas's full width; the others sit side by side below it, top-aligned,
+    with zeros around them: [1, C, H_first + H_first//2, W_first]. One level alone is the atlas itself
+    (the image, with no copy, when that level is 0). Full-width rows keep the first level's share of
+    the gradient one contiguous block.
     """
-    levels = [image]
-    while len(levels) <= MAX_HALVINGS and min(levels[-1].shape[-2:]) // 2 >= cut_size:
-        levels.append(halve(levels[-1]))
-    height, width = image.shape[-2:]
-    if len(levels) == 1:
-        return image, image.new_tensor([[0, 0, width, height]])
-    band_height, boxes, x = levels[1].shape[-2], [(0, 0, width, height)], 0
-    for level in levels[1:]:
-        boxes.append((x, height + 1, level.shape[-1], level.shape[-2]))
+    pyramid = [image]
+    for _ in range(levels[-1]):
+        pyramid.append(halve(pyramid[-1]))
+    first, *rest = pyramid[levels[0]:]
+    height, width = first.shape[-2:]
+    boxes = [(0, 0, width, height)]
+    if not rest:
+        return first, image.new_tensor(boxes)
+    band_height, x = rest[0].shape[-2], 0
+    for level in rest:
+        boxes.append((x, height, level.shape[-1], level.shape[-2]))
         x += level.shape[-1]
-    band = torch.cat([F.pad(level, (0, 0, 0, band_height - level.shape[-2])) for level in levels[1:]], dim=3)
-    band = F.pad(band, (0, width - x))  # [1, C, H//2, W]
-    bordered = F.pad(image, (0, 0, 0, 1), mode="replicate")  # [1, C, H + 1, W]
-    return torch.cat([bordered, band], dim=2), image.new_tensor(boxes)
+    band = torch.cat([F.pad(level, (0, 0, 0, band_height - level.shape[-2])) for level in rest], dim=3)
+    band = F.pad(band, (0, width - x))  # [1, C, H_first//2, W_first]
+    return torch.cat([first, band], dim=2), image.new_tensor(boxes)
 
 
-def theta_on_atlas(theta: torch.Tensor, cut_size: int, atlas: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Re-aim each cutout's affine map [cutn, 2, 3] (image coords -1..1) at its mip level in the atlas.
+def atlas_positions(
+    half: torch.Tensor, centre: torch.Tensor, image_height: int, cut_size: int,
+    levels: range, boxes: torch.Tensor, atlas: torch.Tensor,
+) -> torch.Tensor:
+    """Where each cutout samples the atlas: [cutn, 2, S] (x, y) grid coords -1..1, from its square in the image.
 
     A cutout s image pixels wide uses level l = floor(log2(s / cut_size)), clamped to the levels there
     are: the coarsest level on which its samples are still at least 1 pixel apart. They are also less
-    than 2 pixels apart (unless clamped), so bilinear sampling reads every pixel; and for l >= 1 the
-    outermost samples, half a step inside the crop, stay on the level's own pixels. Every level
-    covers the same -1..1 image coordinates, so the move is a per-cutout scale and shift of the map.
+    than 2 pixels apart (unless clamped), so bilinear sampling reads every pixel. Every level covers
+    the same -1..1 image coordinates, so the move is a per-cutout scale and shift. The squares are
+    axis-aligned, so a cutout's grid is the outer product of its S x and S y positions.
+
+    Positions are clamped to the outermost pixel centres of the cutout's level. On the full image,
+    samples may fall up to half a pixel outside it: clamping there is grid_sample's border padding
+    (which reflection padding equals within half a pixel). On the halvings, the outermost samples, half
+    a step inside the crop, are already inside; the clamp only stops float rounding reading a neighbour.
     """
-    image_height = boxes[0, 3]
-    side_px = theta[:, 1, 1] * image_height  # [cutn] cutout side in image pixels
-    level = torch.log2(side_px / cut_size).floor().clamp(0, len(boxes) - 1).long()  # [cutn]
+    side_px = half[:, 1] * image_height  # [cutn] cutout side in image pixels
+    level = torch.log2(side_px / cut_size).floor().clamp(levels[0], levels[-1]).long() - levels[0]  # [cutn]
     offset, size = boxes[level, :2], boxes[level, 2:]  # [cutn, 2] each: (x, y) and (width, height)
-    atlas_size = theta.new_tensor([atlas.shape[-1], atlas.shape[-2]])  # (width, height)
+    atlas_size = boxes.new_tensor([atlas.shape[-1], atlas.shape[-2]])  # (width, height)
     # level pixel p = ((g + 1) * size - 1) / 2 and atlas coord a = (2 * (p + offset) + 1) / atlas_size - 1
     scale = size / atlas_size  # [cutn, 2]
     shift = (size + 2 * offset) / atlas_size - 1  # [cutn, 2]
-    on_atlas = theta * scale[:, :, None]  # [cutn, 2, 3]
-    on_atlas[:, :, 2] += shift
-    return on_atlas
+    first_centre = (2 * offset + 1) / atlas_size - 1  # [cutn, 2] the level's outermost pixel centres
+    last_centre = first_centre + 2 * (size - 1) / atlas_size
+    steps = torch.linspace(-1, 1, cut_size, device=half.device, dtype=half.dtype)
+    steps = steps * ((cut_size - 1) / cut_size)  # [S] sample centres across a cutout, as F.affine_grid has them
+    positions = torch.addcmul((centre * scale + shift)[..., None], (half * scale)[..., None], steps)  # [cutn, 2, S]
+    return positions.clamp(first_centre[..., None], last_centre[..., None])
 
 
-def random_affine(
+def random_squares(
     cutn: int, height: int, width: int, generator: torch.Generator, device: torch.device, *,
     min_scale: float, cut_pow: float, flip_prob: float,
-) -> torch.Tensor:
-    """[cutn, 2, 3] affine maps from a cutout to a random square inside the image (grid coords -1..1)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random squares inside the image, in grid coords -1..1: half-extents and centres, [cutn, 2] (x, y) each.
+
+    A mirrored square has a negative x half-extent: its samples run right to left.
+    """
     def uniform() -> torch.Tensor:
         return torch.rand(cutn, generator=generator, device=device)  # [cutn]
 
@@ -86,39 +131,38 @@ def random_affine(
     center_x = (1 - scale_x) * (2 * uniform() - 1)  # keeps the square inside the image
     center_y = (1 - scale_y) * (2 * uniform() - 1)
     flip = torch.where(uniform() < flip_prob, -1.0, 1.0)  # mirror left-right
-    zero = torch.zeros_like(scale)
-    return torch.stack([
-        torch.stack([scale_x * flip, zero, center_x], dim=-1),
-        torch.stack([zero, scale_y, center_y], dim=-1),
-    ], dim=1)  # [cutn, 2, 3]
+    return torch.stack([scale_x * flip, scale_y], dim=1), torch.stack([center_x, center_y], dim=1)
 
 
 def make_cutouts(
     image: torch.Tensor, cutn: int, cut_size: int, generator: torch.Generator, *,
     min_scale: float = 0.25, cut_pow: float = 1.0, flip_prob: float = 0.5,
     colour_jitter: float = 0.05, noise: float = 0.05,
+    mean: torch.Tensor | float = 0.0, std: torch.Tensor | float = 1.0,
 ) -> torch.Tensor:
     """`cutn` random square crops of image [1, 3, H, W], each resized to `cut_size`: [cutn, 3, S, S].
 
     Crop sides are `min_scale`..1 of the shorter image side. Cropping, resizing and flipping are
-    one bilinear `grid_sample` over per-cutout affine grids. Bilinear sampling from a crop much larger
-    than `cut_size` would skip most pixels (aliasing), so each cutout samples the mip level (2x2
-    averaged halving) that suits its size; the levels share one atlas tensor, which keeps it one call
-    with no host sync to split the cutouts by level. Then a per-cutout contrast and colour shift and
-    Gaussian noise. Everything random comes from `generator`, on the image's device.
+    one bilinear `grid_sample`. Bilinear sampling from a crop much larger than `cut_size` would skip
+    most pixels (aliasing), so each cutout samples the mip level (2x2 averaged halving) that suits its
+    size; the levels share one atlas tensor, which keeps it one call with no host sync to split the
+    cutouts by level. Then a per-cutout contrast and colour shift and Gaussian noise, and the model's
+    normalisation by `mean` and `std` ([1, 3, 1, 1] or numbers), folded into the same two multiply-adds.
+    Everything random comes from `generator`, on the image's device.
     """
     _, channels, height, width = image.shape
     device = image.device
-    theta = random_affine(cutn, height, width, generator, device,
-                          min_scale=min_scale, cut_pow=cut_pow, flip_prob=flip_prob)  # [cutn, 2, 3]
-    atlas, boxes = mip_atlas(image, cut_size)  # [1, 3, H_atlas, W], [L, 4]
-    theta = theta_on_atlas(theta.to(image.dtype), cut_size, atlas, boxes)
-    grid = F.affine_grid(theta, [cutn, channels, cut_size, cut_size], align_corners=False)  # [cutn, S, S, 2]
+    half, centre = random_squares(cutn, height, width, generator, device,
+                                  min_scale=min_scale, cut_pow=cut_pow, flip_prob=flip_prob)  # [cutn, 2] each
+    levels = mip_levels(height, width, cut_size, min_scale * min(height, width))
+    atlas, boxes = mip_atlas(image, levels)  # [1, 3, H_atlas, W_atlas], [L, 4]
+    x, y = atlas_positions(half.to(image.dtype), centre.to(image.dtype), height, cut_size, levels, boxes,
+                           atlas).unbind(1)  # [cutn, S] each
+    grid = torch.stack(torch.broadcast_tensors(x[:, None, :], y[:, :, None]), dim=-1)  # [cutn, S, S, 2]
     # All cutouts as one tall sample of the single atlas: the backward pass then accumulates
-    # straight into [1, 3, H_atlas, W] instead of a gradient of a [cutn, ...] expanded batch.
-    tall_grid = grid.reshape(1, cutn * cut_size, cut_size, 2)  # [1, cutn*S, S, 2]
-    tall = F.grid_sample(atlas, tall_grid, mode="bilinear", padding_mode="border",
-                         align_corners=False)  # [1, 3, cutn*S, S]
+    # straight into [1, 3, H_atlas, W_atlas] instead of a gradient of a [cutn, ...] expanded batch.
+    tall = F.grid_sample(atlas, grid.view(1, cutn * cut_size, cut_size, 2), mode="bilinear",
+                         padding_mode="border", align_corners=False)  # [1, 3, cutn*S, S]
     cutouts = tall.view(channels, cutn, cut_size, cut_size).transpose(0, 1)  # [cutn, 3, S, S]
 
     def symmetric(*shape: int) -> torch.Tensor:
@@ -127,7 +171,11 @@ def make_cutouts(
     contrast = 1 + colour_jitter * symmetric(cutn, 1, 1, 1)
     colour_shift = colour_jitter * symmetric(cutn, channels, 1, 1)
     noise_level = noise * (symmetric(cutn, 1, 1, 1) + 1) / 2  # 0..noise
-    mean = cutouts.mean(dim=(1, 2, 3), keepdim=True)  # [cutn, 1, 1, 1]
-    cutouts = (cutouts - mean) * contrast + mean + colour_shift
     gaussian = torch.randn(cutouts.shape, generator=generator, device=device, dtype=image.dtype)
-    return cutouts + noise_level * gaussian  # [cutn, 3, S, S]
+    # (cutouts - average) * contrast + average + colour_shift + noise_level * gaussian, then (x - mean) / std,
+    # is cutouts * gain + offset + noise_gain * gaussian per cutout and channel: two fused multiply-adds.
+    # sum / n is mean, but mean's backward pass would write a full-size tensor.
+    average = cutouts.sum(dim=(1, 2, 3), keepdim=True) / (channels * cut_size**2)  # [cutn, 1, 1, 1]
+    gain, noise_gain = contrast / std, noise_level / std  # [cutn, 3, 1, 1] with a per-channel std
+    offset = (average * (1 - contrast) + colour_shift - mean) / std  # [cutn, 3, 1, 1]
+    return torch.addcmul(torch.addcmul(offset, noise_gain, gaussian), cutouts, gain)  # [cutn, 3, S, S]
