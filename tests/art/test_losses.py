@@ -28,3 +28,13 @@ def test_total_variation_is_zero_for_a_flat_image_and_grows_with_noise():
     flat = torch.full((1, 3, 16, 16), 0.5)
     noisy = flat + 0.1 * torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     assert total_variation(flat).item() == 0.0 and total_variation(noisy).item() > 0.01
+
+
+def test_total_variation_gradient_is_that_of_its_formula():
+    image = torch.rand(2, 3, 7, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    torch.autograd.gradcheck(total_variation, (image,))
+    dx, dy = image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]
+    plain = dx.pow(2).mean() + dy.pow(2).mean()
+    (expected,) = torch.autograd.grad(3 * plain, image)
+    (gradient,) = torch.autograd.grad(3 * total_variation(image), image)
+    assert torch.equal(total_variation(image), plain) and torch.allclose(gradient, expected)
