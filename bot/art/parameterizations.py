@@ -14,6 +14,7 @@ from torch import nn
 # set_image clamps pixels to [LOGIT_EPS, 1 - LOGIT_EPS] before the logit: finite for pure black and
 # white, and the sigmoid's slope there (~0.02, not ~0.001) leaves those areas of an init image free to change.
 LOGIT_EPS = 0.02
+FAST_UPSAMPLE_MIN_PIXELS = 48 * 48  # see `upsample`
 
 
 class RawPixels(nn.Module):
@@ -29,6 +30,63 @@ class RawPixels(nn.Module):
     @torch.no_grad()
     def set_image(self, pixels: torch.Tensor) -> None:
         self.logits.copy_(torch.logit(pixels, eps=LOGIT_EPS))
+
+
+def upsample_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Bilinear 2x along `dim` (align_corners=False): [..., n, ...] -> [..., 2n, ...].
+
+    Output 2j is 3/4 of pixel j and 1/4 of pixel j-1, output 2j+1 3/4 of pixel j and 1/4 of pixel
+    j+1; at the edges the missing neighbour is the pixel itself.
+    """
+    n = x.shape[dim]
+    out = x.new_empty((*x.shape[:dim], n, 2, *x.shape[dim + 1:]))
+    even, odd = out.select(dim + 1, 0), out.select(dim + 1, 1)  # each shaped like x
+    torch.lerp(x.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1), 0.25, out=even.narrow(dim, 1, n - 1))
+    torch.lerp(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), 0.25, out=odd.narrow(dim, 0, n - 1))
+    even.narrow(dim, 0, 1).copy_(x.narrow(dim, 0, 1))
+    odd.narrow(dim, n - 1, 1).copy_(x.narrow(dim, n - 1, 1))
+    return out.flatten(dim, dim + 1)
+
+
+def upsample_axis_adjoint(grad: torch.Tensor, dim: int) -> torch.Tensor:
+    """The transpose of `upsample_axis`: [..., 2n, ...] -> [..., n, ...], each pixel gathering what it gave."""
+    even, odd = grad.contiguous().unflatten(dim, (-1, 2)).unbind(dim + 1)
+    n = even.shape[dim]
+    result = (even + odd).mul_(0.75)
+    result.narrow(dim, 0, n - 1).add_(even.narrow(dim, 1, n - 1), alpha=0.25)
+    result.narrow(dim, 1, n - 1).add_(odd.narrow(dim, 0, n - 1), alpha=0.25)
+    result.narrow(dim, 0, 1).add_(even.narrow(dim, 0, 1), alpha=0.25)
+    result.narrow(dim, n - 1, 1).add_(odd.narrow(dim, n - 1, 1), alpha=0.25)
+    return result
+
+
+class Upsample2x(torch.autograd.Function):
+    """F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False) for [B, C, H, W], separably.
+
+    With the weights fixed at 3/4 and 1/4, each axis is two strided lerps, and the backward pass is
+    their transpose. On CPU that is 4x faster than F.interpolate both ways (at 256 -> 512 px,
+    2.3 -> 0.5 ms forward, 3.0 -> 0.9 ms backward): ImageStack does one every step at full size.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return upsample_axis(upsample_axis(x, 3), 2)  # [B, C, 2H, 2W]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return upsample_axis_adjoint(upsample_axis_adjoint(grad, 2), 3)
+
+
+def upsample(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Bilinear resize of [B, C, H, W] to `size` (H', W'), through Upsample2x where that is faster.
+
+    That is a 2x step on CPU of at least 48 x 48 px. Smaller, F.interpolate's one call costs less
+    than Upsample2x's thirty small ops; on GPUs F.interpolate's kernels are fast at any size.
+    """
+    is_2x = tuple(size) == (2 * x.shape[-2], 2 * x.shape[-1])
+    if is_2x and x.device.type == "cpu" and x.shape[-2] * x.shape[-1] >= FAST_UPSAMPLE_MIN_PIXELS:
+        return Upsample2x.apply(x)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class ImageStack(nn.Module):
@@ -52,7 +110,7 @@ class ImageStack(nn.Module):
         """All layers but the full-size one, summed and upsampled to full size: [1, 3, S, S] (or 0)."""
         total = 0
         for layer, finer in zip(self.layers[:-1], self.layers[1:], strict=True):
-            total = F.interpolate(total + layer, size=finer.shape[-2:], mode="bilinear", align_corners=False)
+            total = upsample(total + layer, finer.shape[-2:])
         return total
 
     def forward(self) -> torch.Tensor:
@@ -91,9 +149,11 @@ class FourierImage(nn.Module):
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.spectrum_scale  # [1, 3, S, S//2+1]
-        decorrelated = torch.fft.irfft2(spectrum, s=(self.size, self.size)) / 4  # [1, 3, S, S]
-        logits = torch.einsum("ij,bjhw->bihw", self.colour_matrix, decorrelated)  # correlate the colours
-        return torch.sigmoid(logits)
+        decorrelated = torch.fft.irfft2(spectrum, s=(self.size, self.size))  # [1, 3, S, S], 4x the logits' scale
+        # Correlate the colours and divide by 4 (exactly, a power of two) in one [3, 3] @ [3, S*S] product:
+        # no einsum permutes, no extra pass over the image.
+        logits = (self.colour_matrix / 4) @ decorrelated.view(3, -1)  # [3, S*S]
+        return torch.sigmoid(logits).view(1, 3, self.size, self.size)
 
     @torch.no_grad()
     def set_image(self, pixels: torch.Tensor) -> None:
