@@ -3,6 +3,7 @@
 from models.base import Base
 from models.challenge import Challenge, ChallengeEntry, ChallengePhase, ChallengeVote
 from models.course import Exercise, Lesson, LessonRun, Review, Submission, SubmissionStatus
+from models.gan import GanModel, GanStatus
 from models.guild import GuildSettings, Member
 from models.job import Job, JobStatus
 from models.moderation import BlockedTerm, ModerationEvent
@@ -18,6 +19,8 @@ __all__ = [
     "ChallengePhase",
     "ChallengeVote",
     "Exercise",
+    "GanModel",
+    "GanStatus",
     "GuildSettings",
     "Job",
     "JobEvent",

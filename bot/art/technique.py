@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -30,6 +31,7 @@ class RunContext:
     on_progress: ProgressFn = lambda step, total, preview, metrics: None
     should_cancel: CancelFn = lambda: False
     progress_every: int = 10
+    workspace: Path | None = None  # where a job that runs in chunks keeps its state between them (training)
 
 
 @dataclass
@@ -41,6 +43,8 @@ class RunResult:
     steps_done: int
     cancelled: bool = False
     notes: list[str] = field(default_factory=list)  # e.g. "CLIP weights are random"
+    continues: bool = False  # one chunk of a longer job is done: it goes back to the queue for the next
+    chart: Image.Image | None = None  # a chart of its own, instead of the curve of `losses`
 
 
 class Technique(Protocol):

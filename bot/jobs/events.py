@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.art.imagefiles import png_bytes
 from bot.jobs.signals import JOB_EVENTS, notify
-from bot.jobs.worker import ProgressEvent
+from bot.jobs.worker import JobOutput, ProgressEvent
 from models import Job, JobEvent
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,11 @@ class DatabaseViews:
         await self._write(job.id, CANCELLED)
 
     async def job_requeued(self, job: Job) -> None:
+        await self._write(job.id, REQUEUED)
+
+    async def job_chunk_done(self, job: Job, output: JobOutput) -> None:
+        """Workers that keep no state between chunks claim no chunked jobs; were one to end a chunk, the bot
+        would show it as back in the queue."""
         await self._write(job.id, REQUEUED)
 
     async def close(self) -> None:

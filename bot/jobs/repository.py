@@ -10,6 +10,7 @@ worker picked up is never finished twice.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,12 +100,15 @@ class JobRepository:
         async with self.sessions.begin() as session:
             await session.execute(update(Job).where(Job.id == job_id).values(**message_ids))
 
-    async def queued_in_order(self, *, skip_paused: bool = True) -> list[QueuedJob]:
+    async def queued_in_order(self, *, skip_paused: bool = True,
+                              skip_techniques: Collection[str] = ()) -> list[QueuedJob]:
         """The queued jobs in the order they will run (without the jobs of paused guilds)."""
         query = (
             select(Job.id, Job.guild_id, Job.user_id, Job.host_lane, Job.created_at, Job.technique, Job.total_steps)
             .where(Job.status == JobStatus.QUEUED)
         )
+        if skip_techniques:
+            query = query.where(Job.technique.not_in(skip_techniques))
         if skip_paused:
             paused_guilds = select(GuildSettings.guild_id).where(GuildSettings.queue_paused)
             query = query.where(or_(Job.guild_id.is_(None), Job.guild_id.not_in(paused_guilds)))
@@ -122,13 +126,15 @@ class JobRepository:
         ]
         return fair_order(queued, last_started_by_user, last_started_by_guild)
 
-    async def claim_next(self, worker_id: str, lease: timedelta) -> Job | None:
+    async def claim_next(self, worker_id: str, lease: timedelta, skip_techniques: Collection[str] = ()) -> Job | None:
         """Marks the next job running for this worker, with a lease, and returns it; None when nothing waits.
+
+        A worker that cannot run some techniques (training, on a machine without the bot's disk) skips them.
 
         Each candidate is locked with FOR UPDATE SKIP LOCKED (PostgreSQL): a job another worker is claiming
         at this moment is skipped rather than waited for, and the guarded update makes one of two claims win.
         """
-        for candidate in await self.queued_in_order():
+        for candidate in await self.queued_in_order(skip_techniques=skip_techniques):
             free = (select(Job.id).where(Job.id == candidate.id, Job.status == JobStatus.QUEUED)
                     .with_for_update(skip_locked=True).scalar_subquery())
             now = utcnow()

@@ -41,6 +41,7 @@ class JobViews(Protocol):
     async def job_failed(self, job: Job, message: str) -> None: ...
     async def job_cancelled(self, job: Job) -> None: ...
     async def job_requeued(self, job: Job) -> None: ...
+    async def job_chunk_done(self, job: Job, output: JobOutput) -> None: ...  # back in the queue for its next chunk
 
 
 def explain_failure(error: BaseException) -> str:
@@ -177,7 +178,8 @@ class JobRunner:
                 continue
             self._claiming = True
             try:
-                job = await self.repository.claim_next(self.worker_id, self.lease.length)
+                job = await self.repository.claim_next(self.worker_id, self.lease.length,
+                                                       skip_techniques=self.worker.cannot_run())
             except Exception:
                 log.exception("could not claim the next job")
                 job = None
@@ -244,6 +246,11 @@ class JobRunner:
                                                         attempts=max(0, job.attempts - 1),
                                                         progress_step=output.result.steps_done)
             self._updates.add(job.id, self.views.job_requeued(requeued))
+        elif output.result.continues:
+            # One chunk of a long job (training): the next chunk waits its turn in the queue like any job.
+            waiting = await self.repository.transition(job.id, JobStatus.RUNNING, JobStatus.QUEUED, only_if=mine,
+                                                       attempts=0, progress_step=output.result.steps_done)
+            self._updates.add(job.id, self.views.job_chunk_done(waiting, output))
         else:
             await self._record_done(job, output)
 

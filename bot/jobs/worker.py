@@ -24,7 +24,7 @@ from bot.art.clip_guided import step_together
 from bot.art.imagefiles import save_animation, save_png
 from bot.art.models import ModelChoice, ModelStore, choose_device, make_deterministic
 from bot.art.technique import BatchedTechnique, RunContext, RunResult, SteppedJob
-from bot.art.techniques import get_technique
+from bot.art.techniques import WORKSPACE_TECHNIQUES, get_technique
 from bot.jobs.spec import JobSpec
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class GpuWorker:
     """
 
     def __init__(self, choice: ModelChoice, device_name: str, results_dir: Path, progress_every: int, *,
-                 batch_jobs: int = 0, memory_budget_mb: int = 0) -> None:
+                 batch_jobs: int = 0, memory_budget_mb: int = 0, workspace: Path | None = None) -> None:
         self.device = choose_device(device_name)
         make_deterministic(self.device)
         self.models = ModelStore(choice, self.device)
@@ -119,14 +119,15 @@ class GpuWorker:
         self.progress_every = progress_every
         self.batch_jobs = batch_jobs or DEFAULT_BATCH_JOBS.get(self.device.type, 1)
         self.memory_budget = memory_budget_mb * 2**20 or None  # None: measured on a GPU, no cap on the CPU
+        self.workspace = workspace  # None: this worker cannot run jobs that keep state between chunks
         self.admission_blocked = False
         self._arrivals: queue.SimpleQueue[Arrival | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, results_dir: Path) -> GpuWorker:
+    def from_settings(cls, settings: Settings, results_dir: Path, workspace: Path | None = None) -> GpuWorker:
         return cls(ModelChoice.from_settings(settings), settings.device, results_dir, settings.progress_every,
-                   batch_jobs=settings.batch_jobs, memory_budget_mb=settings.batch_memory_mb)
+                   batch_jobs=settings.batch_jobs, memory_budget_mb=settings.batch_memory_mb, workspace=workspace)
 
     async def run(
         self,
@@ -143,7 +144,7 @@ class GpuWorker:
 
         context = RunContext(
             device=self.device, models=self.models, on_progress=report,
-            should_cancel=cancel.is_set, progress_every=self.progress_every,
+            should_cancel=cancel.is_set, progress_every=self.progress_every, workspace=self.workspace,
         )
         if self._thread is None:
             self._thread = threading.Thread(target=self._gpu_loop, name="easel-gpu", daemon=True)
@@ -151,6 +152,10 @@ class GpuWorker:
         arrival = Arrival(job_id, spec, context, loop.create_future(), loop)
         self._arrivals.put(arrival)
         return await arrival.future
+
+    def cannot_run(self) -> frozenset[str]:
+        """Techniques this worker leaves to others: jobs on trained generators need the bot's disk."""
+        return frozenset() if self.workspace is not None else WORKSPACE_TECHNIQUES
 
     def describe(self) -> list[str]:
         return self.models.describe()
@@ -280,14 +285,16 @@ class GpuWorker:
     def _save(self, job_id: int, spec: JobSpec, result: RunResult) -> JobOutput:
         folder = self.results_dir / f"job-{job_id}"
         folder.mkdir(parents=True, exist_ok=True)
+        # A chunk's files are named for its step: the next chunk may run before they are posted.
+        name = f"step-{result.steps_done}" if result.continues else "final"
         output = JobOutput(
-            image_path=folder / "final.png",
-            animation_path=folder / "steps.gif",
-            chart_path=folder / "loss.png",
+            image_path=folder / f"{name}.png",
+            animation_path=folder / ("steps.gif" if name == "final" else f"{name}.gif"),
+            chart_path=folder / ("loss.png" if name == "final" else f"{name}-loss.png"),
             result=result,
         )
         metadata = spec.png_metadata(device=str(self.device), job_id=job_id, image_size=result.image.size)
         save_png(result.image, output.image_path, metadata)
         save_animation(result.frames or [result.image], output.animation_path)
-        loss_chart(result.losses).save(output.chart_path)
+        (result.chart or loss_chart(result.losses)).save(output.chart_path)
         return output
