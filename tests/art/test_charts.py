@@ -23,6 +23,8 @@ def test_curves_chart_draws_each_curve_in_its_colour():
 
 def test_curves_chart_with_too_few_steps_draws_no_line():
     assert PALETTE[0] not in colours(curves_chart({"discriminator": [1.0], "generator": []}))
+    diverged = curves_chart({"discriminator": [float("nan")] * 3, "generator": [float("inf")] * 3})
+    assert PALETTE[0] not in colours(diverged) and PALETTE[1] not in colours(diverged)
 
 
 def test_curves_chart_has_a_colour_per_curve_at_most():
