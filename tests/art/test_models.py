@@ -1,8 +1,19 @@
+import json
+
+import open_clip
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from bot.art.models import ModelChoice, ModelStore, choose_device, weights_status
+from bot.art.models import (
+    MODEL_CONFIGS_DIR,
+    ModelChoice,
+    ModelStore,
+    choose_device,
+    clip_config_name,
+    clip_tokenizer,
+    weights_status,
+)
 from bot.art.technique import MissingWeightsError
 
 CPU = torch.device("cpu")
@@ -129,3 +140,17 @@ def test_make_deterministic_sets_cudnn_flags_only_for_cuda(monkeypatch):
     assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
     make_deterministic(torch.device("cuda"))  # only sets flags: works without a GPU
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_default_tokenizers_are_shared_not_built_again(tmp_path):
+    """open_clip builds the default SimpleTokenizer on import; models that use it share that one."""
+    for name in ("easel-tiny", "ViT-B-32"):
+        tokenizer = clip_tokenizer(clip_config_name(name))
+        assert tokenizer is open_clip.tokenize
+        texts = ["A photo of a Cat!", "a lighthouse in a storm"]
+        assert torch.equal(tokenizer(texts), open_clip.get_tokenizer(name)(texts))
+    config = json.loads((MODEL_CONFIGS_DIR / "easel-tiny.json").read_text())
+    config["text_cfg"]["context_length"] = 32
+    (tmp_path / "short-text.json").write_text(json.dumps(config))
+    tokenizer = clip_tokenizer(clip_config_name(str(tmp_path / "short-text.json")))
+    assert tokenizer is not open_clip.tokenize and tokenizer(["a cat"]).shape == (1, 32)
