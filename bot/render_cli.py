@@ -19,13 +19,14 @@ image or recipe.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from PIL import Image
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from bot.art.imagefiles import LOCAL_MAX_BYTES, ImageRejected, safe_filename, save_animation, save_png
 from bot.jobs.parser import Limits, ParsedJob, SpecError, parse_job
@@ -33,10 +34,9 @@ from bot.jobs.recipes import Recipe, RecipeError, read_recipe, recipe_options
 from bot.settings import Settings
 
 LOCAL_LIMITS = Limits(max_steps=100_000, max_size=4096, clamp=False)  # your machine: only the fields' ranges
-BAR_WIDTH = 30
 
 
-TECHNIQUE_NAMES = ("imagine", "style", "dream", "nca", "cppn")
+TECHNIQUE_NAMES = ("imagine", "compare", "style", "dream", "nca", "cppn")
 
 
 def add_render_command(subparsers) -> None:
@@ -84,17 +84,20 @@ def options_text(tokens: list[str]) -> str | None:
 
 
 class ProgressBar:
-    """A plain-text progress bar on stderr, redrawn in place with `\\r`."""
+    """A technique's progress reports as a tqdm bar on stderr: steps done of the total, and the loss."""
 
     def __init__(self) -> None:
-        self.started = time.monotonic()
+        # Made before the run so that its clock counts from the start; shown from the first report on.
+        self.bar = tqdm(unit="step", file=sys.stderr, dynamic_ncols=True, delay=1e-9)
 
     def __call__(self, step: int, total: int, preview: Image.Image, metrics: dict[str, float]) -> None:
-        filled = round(BAR_WIDTH * step / total)
-        loss = f"  loss {metrics['loss']:.4g}" if "loss" in metrics else ""
-        elapsed = time.monotonic() - self.started
-        print(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {step}/{total}{loss}  {elapsed:.1f}s",
-              end="", file=sys.stderr, flush=True)
+        self.bar.total = total
+        if "loss" in metrics:
+            self.bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -184,21 +187,22 @@ def _render(job: ParsedJob, out_dir: Path, recorded_device: str | None = None) -
         print(f"note: the recipe was made on {recorded_device}; on {device.type} the same seed may give "
               "a different image", file=sys.stderr)
     make_deterministic(device)
+    progress = ProgressBar()
     ctx = RunContext(
         device=device,
         models=ModelStore(ModelChoice.from_settings(settings), device),
-        on_progress=ProgressBar(),
+        on_progress=progress,
         progress_every=settings.progress_every,
     )
     try:
-        result = TECHNIQUES[spec.technique].run(spec.config, spec.seed, ctx)
+        with contextlib.closing(progress):  # the bar ends its line before anything else is printed
+            result = TECHNIQUES[spec.technique].run(spec.config, spec.seed, ctx)
     except MissingWeightsError as error:
-        print(f"\n{error}", file=sys.stderr)
+        print(error, file=sys.stderr)
         return 1
     except ImageRejected as error:
-        print(f"\nerror: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    print(file=sys.stderr)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = safe_filename(f"{spec.technique}-{spec.seed}")

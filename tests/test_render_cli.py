@@ -1,5 +1,6 @@
 import argparse
 import json
+import re
 
 import pytest
 from PIL import Image, ImageDraw
@@ -30,7 +31,11 @@ def test_render_cppn(render, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["cppn", "--seed", "7", "--size", "48", "--steps", "12", "--layers", "3", "--out", str(out)]
     assert render(*argv) == 0
-    assert "out/cppn-7.png" in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert "out/cppn-7.png" in output.out
+    bar = output.err.split("\r")[-1]  # tqdm redraws its line; the last drawing is the finished bar
+    assert "100%" in bar and "12/12" in bar and bar.endswith("\n")
+    assert "loss" not in bar  # a cppn without a target image has no loss to show
     metadata = read_png_metadata(out / "cppn-7.png")
     assert metadata["Device"] == "cpu"  # the same seed gives the same image on the same kind of device
     spec = JobSpec.from_dict(json.loads(metadata["easel"]))
@@ -39,7 +44,7 @@ def test_render_cppn(render, tmp_path, capsys):
     assert Image.open(out / "cppn-7.gif").n_frames == 2  # progress every 10 steps, and the last
 
 
-def test_render_nca(render, tmp_path):
+def test_render_nca(render, tmp_path, capsys):
     target = Image.new("RGBA", (24, 24), (0, 0, 0, 0))
     ImageDraw.Draw(target).rectangle((6, 6, 18, 18), fill=(40, 160, 60, 255))
     target.save(tmp_path / "emoji.png")
@@ -47,6 +52,8 @@ def test_render_nca(render, tmp_path):
             "--size", "32", "--grid", "12", "--rollout", "2", "--pool-size", "4", "--batch-size", "2",
             "--growth-frames", "3"]
     assert render(*argv) == 0
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert "2/2" in bar and re.search(r"loss=\d", bar)
     assert read_png_metadata(tmp_path / "nca-3.png")["Seed"] == "3"
     assert Image.open(tmp_path / "nca-3.gif").format == "GIF"  # identical frames merge, so no count
 
