@@ -22,6 +22,7 @@ from bot.challenges.service import ChallengeService
 from bot.course.service import CourseService
 from bot.endpoints import configure_discord_endpoints
 from bot.errors import UserFacingError
+from bot.generators import GeneratorService, default_train_size
 from bot.guilds import GuildService
 from bot.jobs.files import LocalFiles
 from bot.jobs.repository import JobRepository
@@ -45,7 +46,7 @@ from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
-COGS = ("cogs.admin", "cogs.generate", "cogs.course", "cogs.challenges")
+COGS = ("cogs.admin", "cogs.generate", "cogs.course", "cogs.challenges", "cogs.generators")
 MAX_RATELIMIT_WAIT_SECONDS = 30.0  # the least discord.py accepts
 INTERNAL_ERROR_MESSAGE = (
     "Something went wrong on Easel's side, and nothing you typed was lost. "
@@ -127,6 +128,9 @@ class Easel(commands.Bot):
         self.challenges = ChallengeService(settings, self.sessions, ArtworkIntake(settings, self.jobs, self.moderation),
                                            clock)
         self.challenge_desk = ChallengeDesk(self)
+        self.generators = GeneratorService(settings, self.sessions, self.jobs, self.moderation,
+                                           max_image_size=settings.max_train_size or default_train_size(settings),
+                                           has_worker=run_worker)
         self.relay = JobEventRelay(self)
         self.runner: JobRunner | None = None  # the bot's own GPU worker, unless it runs with --no-worker
         self.delivering: asyncio.Task[None] | None = None  # posts that a restart or an outage held back
@@ -187,7 +191,8 @@ class Easel(commands.Bot):
 
     async def start_worker(self) -> None:
         """Starts the bot's own GPU worker and its runner, after putting back the jobs a crash left running."""
-        worker = GpuWorker.from_settings(self.settings, self.settings.data_dir / "results")
+        worker = GpuWorker.from_settings(self.settings, self.settings.data_dir / "results",
+                                         workspace=self.generators.workspace)
         registry = WorkerRegistry(self.sessions)
         self.runner = JobRunner(self.job_repository, worker, self.publisher, LocalFiles(), registry,
                                 lease=Lease(self.settings.worker_lease_seconds), wait_until_ready=self.wait_until_ready)

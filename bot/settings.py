@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=16_000_000, ge=4096)
 
+    # Training generators (/train)
+    max_train_steps: int = Field(default=5000, ge=1, le=1_000_000)  # the most steps one training may take
+    max_train_images: int = Field(default=1000, ge=4, le=100_000)  # the largest data set
+    max_gan_models: int = Field(default=5, ge=1, le=1000)  # models a guild may keep
+    max_train_zip_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # a zip of training images
+    max_train_size: int = Field(default=0, ge=0, le=128)  # 0: 128 px on a GPU, 64 on the CPU
+    train_chunk_steps: int = Field(default=200, ge=1, le=100_000)  # steps in one turn on the GPU
+    gan_width: int = Field(default=64, ge=4, le=256)  # channels of the networks' widest block
+
     # Moderation
     max_blocked_terms_per_guild: int = Field(default=50, ge=1, le=1000)
     moderation_budget_seconds: float = Field(default=0.25, gt=0.0, le=10.0)

@@ -120,12 +120,7 @@ class JobService:
         if missing is not None:
             raise UserFacingError(f"/{request.technique} cannot run on this bot yet. For a host: {missing}")
 
-        waiting = await self.repository.count_with_status(JobStatus.QUEUED, user_id=request.user_id)
-        if waiting >= self.settings.max_queued_per_user:
-            raise UserFacingError(
-                f"You already have {waiting} jobs waiting, the most this bot takes from one person. "
-                "Wait for one to start, or cancel one with /cancel."
-            )
+        await self._check_waiting(request.user_id)
 
         try:
             uploads = {name: await asyncio.to_thread(self.uploads.check, data)  # decoding takes a while
@@ -143,13 +138,34 @@ class JobService:
             await self._moderate(request, parsed.spec)
         spec = await self._with_input_images(parsed.spec, request, uploads)
 
+        return await self._store(request, spec, config, title=job_title(spec), notes=parsed.notes)
+
+    async def submit_prepared(self, request: JobRequest, spec: JobSpec, *, title: str) -> Receipt:
+        """Queues a job whose spec the caller built and checked itself (training, sampling a guild's model)."""
+        lock = self._submitting.setdefault(request.user_id, asyncio.Lock())
+        async with lock:
+            await self._check_waiting(request.user_id)
+            config = await self.guilds.get(request.guild_id) if request.guild_id is not None else None
+            return await self._store(request, spec, config, title=title[:TITLE_LENGTH], notes=[])
+
+    async def _check_waiting(self, user_id: int) -> None:
+        waiting = await self.repository.count_with_status(JobStatus.QUEUED, user_id=user_id)
+        if waiting >= self.settings.max_queued_per_user:
+            raise UserFacingError(
+                f"You already have {waiting} jobs waiting, the most this bot takes from one person. "
+                "Wait for one to start, or cancel one with /cancel."
+            )
+
+    async def _store(self, request: JobRequest, spec: JobSpec, config: GuildConfig | None, *, title: str,
+                     notes: list[str]) -> Receipt:
+        """Stores the job row, wakes the workers and reads its place."""
         # With a workshop channel configured, every job's thread goes there, wherever it was asked for.
         channel_id = (config and config.workshop_channel_id) or request.channel_id
         inputs = await read_inputs(spec) if self.settings.shared_database else None
         job = await self.repository.add(Job(
             guild_id=request.guild_id, channel_id=channel_id, user_id=request.user_id,
             technique=spec.technique, spec=spec.to_dict(), seed=spec.seed,
-            title=job_title(spec), host_lane=request.is_host, parent_job_id=request.parent_job_id,
+            title=title, host_lane=request.is_host, parent_job_id=request.parent_job_id,
             total_steps=getattr(spec.config, "steps", 0),
         ), inputs)
         self.wake_workers()
@@ -157,7 +173,7 @@ class JobService:
             place = await self.place_of(job)
         except Exception as error:
             raise JobQueuedAnyway(job.id) from error
-        return Receipt(job=job, place=place, notes=parsed.notes)
+        return Receipt(job=job, place=place, notes=notes)
 
     def wake_workers(self) -> None:
         """Jobs may run now: the bot's own worker looks at once (workers elsewhere hear it from the database)."""

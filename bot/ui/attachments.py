@@ -31,3 +31,18 @@ async def read_recipe_attachment(attachment: discord.Attachment, max_bytes: int)
         return read_recipe(data, max_bytes=max_bytes), data
     except RecipeError as error:
         raise UserFacingError(fit(str(error))) from None
+
+
+ZIP_CONTENT_TYPES = ("application/zip", "application/x-zip-compressed", "application/octet-stream")
+
+
+async def read_zip_attachment(attachment: discord.Attachment, max_bytes: int) -> bytes:
+    """A zip's bytes, after the checks that need no download (its contents are checked by who reads it)."""
+    if attachment.size > max_bytes:
+        raise UserFacingError(f"The zip is {attachment.size / 1048576:.1f} MB; the limit is "
+                              f"{max_bytes / 1048576:.1f} MB. Send fewer or smaller images.")
+    content_type = (attachment.content_type or "").split(";")[0]
+    if content_type and content_type not in ZIP_CONTENT_TYPES:
+        raise UserFacingError(f"`{attachment.filename[:60]}` is {content_type}, not a zip. "
+                              "Zip a folder of images and attach the zip.")
+    return await attachment.read()

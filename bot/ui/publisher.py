@@ -23,7 +23,7 @@ from bot.art.imagefiles import encode_animation_for_upload, encode_for_upload, p
 from bot.jobs.files import materialize
 from bot.jobs.repository import FINISHED, JobRepository
 from bot.jobs.service import Place
-from bot.jobs.worker import ProgressEvent
+from bot.jobs.worker import JobOutput, ProgressEvent
 from bot.settings import Settings
 from bot.ui.embeds import place_text, result_embed, running_text, status_embed
 from bot.ui.fit import THREAD_NAME, fit
@@ -290,6 +290,8 @@ class DiscordPublisher:
             return
         live.latest = event
         live.changed.set()
+        if job.technique == "train":
+            return  # training posts a grid after each chunk instead (job_chunk_done)
         keyframe_step = self._keyframe_step(live.next_keyframe, event.total)
         if keyframe_step is not None and event.step >= keyframe_step:
             live.next_keyframe += 1
@@ -388,6 +390,7 @@ class DiscordPublisher:
                 message = await self._post_result(job)
                 await self.repository.update_views(job.id, final_message_id=message.id)
         self._opening.pop(job.id, None)
+        await self._record_training(job)
 
     async def _post_result(self, job: Job) -> discord.Message:
         """The final image, the animation, the loss chart, the parameters and the buttons; pings the author."""
@@ -451,6 +454,7 @@ class DiscordPublisher:
                 )
                 await self.repository.update_views(job.id, failure_notice_message_id=notice.id)
         self._opening.pop(job.id, None)
+        await self._record_training(job)
 
     async def job_cancelled(self, job: Job) -> None:
         if job.started_at is None:
@@ -460,6 +464,12 @@ class DiscordPublisher:
             job = await self.repository.get(job.id) or job
             await self._show_final_status(job, "Cancelled.")
         self._opening.pop(job.id, None)
+        await self._record_training(job)
+
+    async def _record_training(self, job: Job) -> None:
+        """A training job's end is its model's too: ready, stopped or failed."""
+        if job.technique == "train":
+            await self.bot.generators.record_training(job)
 
     async def job_requeued(self, job: Job) -> None:
         """A stop, a crash or a lost worker cut a job short: its status message says it waits again."""
@@ -468,6 +478,30 @@ class DiscordPublisher:
         text = f"Back in the queue: its worker stopped{stopped} before it finished. It will start again."
         await self._edit_status(job, embed=status_embed(job, text=text),
                                 attachments=[], view=status_view(job.id))
+        self.queued_statuses.changed()
+
+    async def job_chunk_done(self, job: Job, output: JobOutput) -> None:
+        """A chunk of training ended: its sample grid and loss chart in the thread, once per step reached;
+        the status message says the job waits for its next turn."""
+        await self._stop_live(job.id, finish_keyframes=False)
+        with contextlib.suppress(discord.HTTPException):
+            await self.open_views(job)
+        step = output.result.steps_done  # the job may have moved on since: the GPU never waits for Discord
+        async with self._lock(job.id):
+            job = await self.repository.get(job.id) or job
+            if job.status == JobStatus.QUEUED:
+                text = (f"Trained {step}/{job.total_steps} steps. It waits for its next turn, "
+                        "so other people's jobs run in between.")
+                await self._edit_status(job, embed=status_embed(job, text=text), attachments=[],
+                                        view=status_view(job.id))
+            generators = self.bot.generators
+            if await generators.posted_step(job.id) < step:
+                files = [discord.File(output.image_path, filename=f"easel-{job.id}-step-{step}.png"),
+                         discord.File(output.chart_path, filename=f"easel-{job.id}-step-{step}-loss.png")]
+                await self._channel(job.thread_id or job.channel_id).send(
+                    f"Step {step}/{job.total_steps}: the same latents as every grid before.",
+                    files=files, allowed_mentions=NO_PINGS)
+                await generators.record_training(job, posted_step=step)
         self.queued_statuses.changed()
 
     async def deliver_missed(self, jobs: list[Job]) -> None:

@@ -56,13 +56,14 @@ def grid_file(folder: Path, step: int) -> Path:
 class TrainConfig:
     model_id: int = param(MISSING, min=1, help="the guild's model this job trains")
     steps: int = param(2000, min=1, max=1_000_000, help="training steps in all")
-    image_size: int = param(64, choices=(32, 64, 128), help="side of the training images in pixels")
+    image_size: int = param(64, help="side of the training images in pixels: 32, 64 or 128")
     mirror: bool = param(True, help="flip each training image left-right half the time")
     chunk_steps: int = param(200, min=1, max=100_000, help="steps in one turn on the GPU")
     width: int = param(64, min=4, max=256, help="channels of the networks' widest block")
 
     def __post_init__(self) -> None:
         validate_fields(self)
+        self.gan()  # raises ValueError for a size the networks cannot take
 
     def gan(self) -> GanConfig:
         return GanConfig(image_size=self.image_size, mirror=self.mirror, generator_width=self.width,
