@@ -256,10 +256,13 @@ def status_view(job_id: int) -> discord.ui.View:
 
 
 def result_view(job_id: int, technique: str) -> discord.ui.View:
+    from bot.art.techniques import GENERATOR_TECHNIQUES  # imports torch, which the bot has loaded by now
+
     view = discord.ui.View(timeout=None)
-    view.add_item(RerollButton(job_id))
-    if technique in CONTINUE_FROM_FIELD:
-        view.add_item(ContinueButton(job_id))
-    view.add_item(RemixButton(job_id))
+    if technique not in GENERATOR_TECHNIQUES:  # a model's jobs are asked for again with /sample or /walk
+        view.add_item(RerollButton(job_id))
+        if technique in CONTINUE_FROM_FIELD:
+            view.add_item(ContinueButton(job_id))
+        view.add_item(RemixButton(job_id))
     view.add_item(ParametersButton(job_id))
     return view

@@ -20,7 +20,6 @@ from tests.e2e.test_challenges import ClockedBot, enter, open_challenge
 from tests.e2e.test_generation import (
     FAST,
     HOST_PERMISSIONS,
-    final_message,
     job_id_of,
     png,
     set_queue,
@@ -52,6 +51,12 @@ async def train(fake: FakeDiscord, host, name: str, **options: object):
     return interaction
 
 
+def result_post(fake: FakeDiscord, thread_id: int):
+    posts = [m for m in fake.messages(thread_id) if "your job is done" in m.content]
+    assert len(posts) <= 1, "the result was posted more than once"
+    return posts[0] if posts else None
+
+
 def zipped(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -80,11 +85,11 @@ async def test_a_host_trains_on_a_challenges_entries_and_members_sample_and_walk
     done = await wait_for_status(fake, bot, train_job, JobStatus.DONE, within=120)
     cppn_job = await wait_for_status(fake, bot, job_id_of(other), JobStatus.DONE)
     assert cppn_job.started_at < done.started_at  # it ran before the last chunk (a claim sets started_at)
-    await fake.wait_until(lambda: final_message(fake, done.thread_id) is not None, timeout=30)
+    await fake.wait_until(lambda: result_post(fake, done.thread_id) is not None, timeout=30)
     assert grid_posts(fake, done.thread_id) == [2, 4]  # one grid per chunk; the last one is the result
     grids = [m for m in fake.messages(done.thread_id) if m.content.startswith("Step ")]
     assert all(len(m.attachments) == 2 and not m.pinged_users for m in grids)  # the grid and both losses
-    final = final_message(fake, done.thread_id)
+    final = result_post(fake, done.thread_id)
     assert [a.filename.rsplit(".", 1)[-1] for a in final.attachments] == ["png", "gif", "png"]
 
     listing = await fake.answer(await fake.send_command(host, "models"))
@@ -95,15 +100,17 @@ async def test_a_host_trains_on_a_challenges_entries_and_members_sample_and_walk
     sampled = await fake.send_command(student, "sample", {"model": "city-gan", "n": 4, "seed": 3, "size": 64})
     await fake.answer(sampled)
     sample_job = await wait_for_status(fake, bot, job_id_of(sampled), JobStatus.DONE)
-    await fake.wait_until(lambda: final_message(fake, sample_job.thread_id) is not None, timeout=30)
-    grid = Image.open(io.BytesIO(final_message(fake, sample_job.thread_id).attachments[0].data))
+    await fake.wait_until(lambda: result_post(fake, sample_job.thread_id) is not None, timeout=30)
+    posted = result_post(fake, sample_job.thread_id)
+    assert not any("reroll" in custom_id or "remix" in custom_id for custom_id in posted.custom_ids())
+    grid = Image.open(io.BytesIO(posted.attachments[0].data))
     assert grid.width > 2 * 64  # two columns of 64 px images, beyond the 32 px it trained at
 
     walked = await fake.send_command(student, "walk", {"model": "city-gan", "seed": 1, "frames": 8})
     await fake.answer(walked)
     walk_job = await wait_for_status(fake, bot, job_id_of(walked), JobStatus.DONE)
-    await fake.wait_until(lambda: final_message(fake, walk_job.thread_id) is not None, timeout=30)
-    animation = Image.open(io.BytesIO(final_message(fake, walk_job.thread_id).attachments[1].data))
+    await fake.wait_until(lambda: result_post(fake, walk_job.thread_id) is not None, timeout=30)
+    animation = Image.open(io.BytesIO(result_post(fake, walk_job.thread_id).attachments[1].data))
     assert animation.n_frames == 8
 
 
@@ -128,7 +135,7 @@ async def test_training_pauses_with_the_queue_resumes_after_a_restart_and_posts_
     assert (await wait_for_status(fake, bot, job_id, JobStatus.QUEUED)).progress_step == paused.progress_step
     await set_queue(fake, host, "resume")
     done = await wait_for_status(fake, bot, job_id, JobStatus.DONE, within=120)
-    await fake.wait_until(lambda: final_message(fake, thread_id) is not None, timeout=30)
+    await fake.wait_until(lambda: result_post(fake, thread_id) is not None, timeout=30)
     steps = grid_posts(fake, thread_id)
     assert len(steps) == len(set(steps)) and steps == sorted(steps) and steps[-1] < 50 and done.progress_step == 50
     assert paused.progress_step in steps  # the grid from before the restart, and after it only later ones
