@@ -21,6 +21,7 @@ from bot.log import setup_logging
 from bot.render_cli import add_render_command
 from bot.retention import data_size, human_size, prune
 from bot.settings import Settings
+from bot.train_cli import add_train_command
 from bot.weights_cli import add_weights_command
 from bot.worker_cli import add_worker_command
 
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=command_data)
 
     add_render_command(commands)
+    add_train_command(commands)
     add_course_command(commands)
     add_weights_command(commands)
     add_worker_command(commands)
