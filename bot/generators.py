@@ -190,7 +190,9 @@ class GeneratorService:
                     content = file.read(min(limit, unpacked_budget) + 1)  # the header's sizes may lie
                 unpacked_budget -= len(content)
                 if unpacked_budget < 0:
-                    raise UserFacingError("The zip unpacks to far more than its size; zip the images as they are.")
+                    unpacked_limit = 2 * self.settings.max_train_zip_bytes / 1048576
+                    raise UserFacingError(f"The zip unpacks to more than {unpacked_limit:.1f} MB. "
+                                          "Send fewer or smaller images.")
                 try:
                     image = load_image_bytes(content, max_bytes=limit, max_pixels=self.settings.max_image_pixels)
                 except ImageRejected as error:
