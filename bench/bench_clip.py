@@ -7,7 +7,9 @@ open_clip way (an nn.Conv2d patch embedding); `--same-model` gives it our ModelS
 instead (matmul patch embedding), which isolates the loop differences. Random CLIP weights.
 
     HF_HUB_OFFLINE=1 python -m bench.bench_clip --model easel-tiny --steps 40   (from the repo root)
-The last line printed is `ratio_vs_reference=X.XX` (ours steps/s over the reference's).
+The last line printed is `ratio_vs_reference=X.XX` (ours steps/s over the reference's). With `--grid`
+it runs sizes 128, 256 and 512 with 8, 32 and 64 cutouts, prints a line per cell, and last
+`ratio_min=X.XX ratio_median=X.XX`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
+import statistics
 import time
 
 import open_clip
@@ -28,6 +31,8 @@ from bot.art.technique import RunContext
 from bot.art.techniques.imagine import TECHNIQUE, ImagineConfig
 
 WARMUP_STEPS = 2
+GRID_SIZES = (128, 256, 512)
+GRID_CUTNS = (8, 32, 64)
 
 
 def reference_run(config: ImagineConfig, clip: ClipModel, seed: int, device: torch.device) -> list[float]:
@@ -91,6 +96,34 @@ def timed(device: torch.device, work) -> float:
     return time.perf_counter() - started
 
 
+def compare(args: argparse.Namespace, store: ModelStore, reference_clip: ClipModel, device: torch.device,
+            size: int, cutn: int) -> tuple[float, float, float, float]:
+    """Steps/s of imagine and of the reference at one size and cutout count, and their peak memory (MiB).
+
+    Runs are alternated and the fastest of `args.repeats` of each counts: the machine may be shared.
+    """
+    config = ImagineConfig(prompt="a lighthouse in a storm | oil painting:0.5", negative="blurry",
+                           steps=args.steps, size=size, cutn=cutn)
+    context = RunContext(device=device, models=store, progress_every=args.steps)
+    warmup = ImagineConfig(prompt=config.prompt, steps=WARMUP_STEPS, size=size, cutn=cutn)
+    TECHNIQUE.run(warmup, args.seed, context)
+    reference_run(warmup, reference_clip, args.seed, device)
+
+    def run_ours() -> None:
+        TECHNIQUE.run(config, args.seed, context)
+
+    def run_reference() -> None:
+        reference_run(config, reference_clip, args.seed, device)
+
+    ours_seconds, reference_seconds = [], []
+    for _ in range(args.repeats):
+        ours_seconds.append(timed(device, run_ours))
+        ours_memory = peak_memory_mb(device)
+        reference_seconds.append(timed(device, run_reference))
+        reference_memory = peak_memory_mb(device)
+    return args.steps / min(ours_seconds), args.steps / min(reference_seconds), ours_memory, reference_memory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -98,6 +131,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--cutn", type=int, default=32)
+    parser.add_argument("--grid", action="store_true",
+                        help=f"every size in {GRID_SIZES} with every cutn in {GRID_CUTNS} (--size and --cutn "
+                             "ignored): one line per cell, then ratio_min= and ratio_median=")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--same-model", action="store_true",
@@ -113,31 +149,24 @@ def main() -> None:
     store = ModelStore(ModelChoice(clip_model=args.model, clip_pretrained="none"), device)
     clip = store.clip()
     reference_clip = clip if args.same_model else plain_open_clip(clip, args.model, device)
-    config = ImagineConfig(prompt="a lighthouse in a storm | oil painting:0.5", negative="blurry",
-                           steps=args.steps, size=args.size, cutn=args.cutn)
-    context = RunContext(device=device, models=store, progress_every=args.steps)
-    print(f"model={args.model} device={device} steps={args.steps} size={args.size} cutn={args.cutn} "
+    shape = "grid" if args.grid else f"size={args.size} cutn={args.cutn}"
+    print(f"model={args.model} device={device} steps={args.steps} {shape} "
           f"cut_size={clip.image_size} threads={torch.get_num_threads()} repeats={args.repeats} "
           f"reference_model={'same' if args.same_model else 'plain open_clip'}")
 
-    warmup = ImagineConfig(prompt=config.prompt, steps=WARMUP_STEPS, size=args.size, cutn=args.cutn)
-    TECHNIQUE.run(warmup, args.seed, context)
-    reference_run(warmup, reference_clip, args.seed, device)
+    if args.grid:
+        ratios = []
+        for size in GRID_SIZES:
+            for cutn in GRID_CUTNS:
+                ours_rate, reference_rate, _, _ = compare(args, store, reference_clip, device, size, cutn)
+                ratios.append(ours_rate / reference_rate)
+                print(f"size={size:<4} cutn={cutn:<3} imagine {ours_rate:7.2f} steps/s  "
+                      f"reference {reference_rate:7.2f} steps/s  ratio={ratios[-1]:.2f}", flush=True)
+        print(f"ratio_min={min(ratios):.2f} ratio_median={statistics.median(ratios):.2f}")
+        return
 
-    def run_ours() -> None:
-        TECHNIQUE.run(config, args.seed, context)
-
-    def run_reference() -> None:
-        reference_run(config, reference_clip, args.seed, device)
-
-    ours_seconds, reference_seconds = [], []  # alternated, fastest of each kept: the machine may be shared
-    for _ in range(args.repeats):
-        ours_seconds.append(timed(device, run_ours))
-        ours_memory = peak_memory_mb(device)
-        reference_seconds.append(timed(device, run_reference))
-        reference_memory = peak_memory_mb(device)
-
-    ours_rate, reference_rate = args.steps / min(ours_seconds), args.steps / min(reference_seconds)
+    ours_rate, reference_rate, ours_memory, reference_memory = compare(
+        args, store, reference_clip, device, args.size, args.cutn)
     memory_kind = "max_memory_allocated" if device.type == "cuda" else "process peak RSS, cumulative"
     print(f"imagine:   {ours_rate:7.2f} steps/s  peak memory {ours_memory:8.1f} MiB")
     print(f"reference: {reference_rate:7.2f} steps/s  peak memory {reference_memory:8.1f} MiB")
