@@ -33,6 +33,7 @@ from models import (
     Challenge,
     ChallengeEntry,
     ChallengeVote,
+    GanModel,
     Job,
     JobStatus,
     LessonRun,
@@ -103,6 +104,7 @@ ANONYMISED: tuple[Anonymisation, ...] = (
     Anonymisation(Review.reviewer_id, None),  # reviews they wrote of others' submissions
     Anonymisation(LessonRun.started_by, None),  # lessons they opened as a host
     Anonymisation(Challenge.created_by, None),  # challenges they created as a host
+    Anonymisation(GanModel.created_by, None),  # generators they trained as a host (the guild keeps them)
     Anonymisation(BlockedTerm.added_by, 0),  # terms they blocked as a host (the column is not nullable)
 )
 # ---------------------------------------------------------------------------------------------------------

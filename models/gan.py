@@ -27,7 +27,7 @@ class GanModel(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     guild_id: Mapped[int] = mapped_column(BigInteger, index=True)
     name: Mapped[str] = mapped_column(String(40))
-    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)  # None once that host asked to be forgotten
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))  # its training job
     source: Mapped[str] = mapped_column(String(100))  # "the entries of challenge #3", "an uploaded zip"
     images: Mapped[int] = mapped_column(Integer)  # the data set's size
@@ -42,4 +42,3 @@ class GanModel(Base):
     bytes_used: Mapped[int] = mapped_column(BigInteger, default=0)  # its folder on disk
     posted_step: Mapped[int] = mapped_column(Integer, default=0)  # the step of the last grid posted in its thread
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

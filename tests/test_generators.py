@@ -13,11 +13,12 @@ from bot.errors import UserFacingError
 from bot.generators import DataSource, GeneratorService, TrainRequest
 from bot.guilds import GuildService
 from bot.jobs.repository import JobRepository
-from bot.jobs.service import JobService
+from bot.jobs.service import JobRequest, JobService
 from bot.jobs.uploads import UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
-from models import GanModel, Job
+from models import Challenge, GanModel, Job
+from models.base import utcnow
 from tests.postgres import both_engines
 
 pytestmark = both_engines
@@ -134,3 +135,20 @@ async def test_without_its_own_worker_the_bot_trains_nothing(generators, session
     with pytest.raises(UserFacingError, match="own worker"):
         await generators.train(request())
     assert await stored(sessions) == (0, 0)
+
+
+async def test_another_servers_challenge_is_not_a_data_set(generators, sessions):
+    async with sessions.begin() as session:
+        elsewhere = Challenge(guild_id=GUILD + 1, title="t", theme="t", submissions_close_at=utcnow(),
+                              voting_close_at=utcnow(), created_by=2, channel_id=30)
+        session.add(elsewhere)
+    with pytest.raises(UserFacingError, match=f"no challenge #{elsewhere.id}"):
+        await generators.train(request(source=DataSource(challenge_id=elsewhere.id)))
+    assert await stored(sessions) == (0, 0)
+
+
+async def test_a_models_jobs_cannot_be_asked_for_by_name_or_recipe(generators):
+    for technique in ("train", "sample", "walk"):
+        with pytest.raises(UserFacingError, match="Unknown technique"):
+            await generators.jobs.submit(JobRequest(technique=technique, user_id=2, channel_id=20, guild_id=GUILD,
+                                                    text="--model-id 1"))

@@ -21,6 +21,7 @@ from models import (
     ChallengePhase,
     ChallengeVote,
     Exercise,
+    GanModel,
     GuildSettings,
     Job,
     JobEvent,
@@ -198,6 +199,10 @@ async def build_world(sessions, data_dir: Path) -> World:
               Review(submission_id=bobs.id, reviewer_id=ALICE, decision=SubmissionStatus.APPROVED, feedback="g"))
 
     hers, his = await add_challenges(sessions, data_dir, world)
+    # A generator each trained as a host; hers by a job of hers. The guild keeps both, without her name.
+    await add(sessions, *(GanModel(guild_id=GUILD, name=name, created_by=host, job_id=trained_by, source="a zip",
+                                   images=4, image_size=32, mirror=True, steps=10)
+                          for name, host, trained_by in (("hers", ALICE, done.id), ("his", BOB, bob_done.id))))
 
     world.alice_files = alice_results | {alice_only, alice_queued_input, Path(first.image_path),
                                          Path(second.image_path), hers}
@@ -252,6 +257,9 @@ def expected_after(before: dict[str, list[dict[str, Any]]], world: World) -> dic
         after[name] = [row for row in after[name] if row["user_id"] != ALICE]
     after["challenges"] = [row | {"created_by": None if row["created_by"] == ALICE else row["created_by"]}
                            for row in after["challenges"]]
+    after["gan_models"] = [row | {"created_by": None if row["created_by"] == ALICE else row["created_by"],
+                                  "job_id": None if row["job_id"] in world.alice_jobs else row["job_id"]}
+                           for row in after["gan_models"]]
     # Her votes go, and so do the votes others gave her entries: the counts follow.
     after["challenge_votes"] = [row for row in after["challenge_votes"]
                                 if row["voter_id"] != ALICE and row["entry_id"] not in world.alice_entries]
@@ -271,10 +279,10 @@ async def test_forgetting_removes_their_rows_and_files_and_takes_their_name_off_
     assert files_under(data_dir) == world.kept_files
     assert report == ForgetReport(jobs=4, submissions=2, reviews=2, moderation_events=2, members=2,
                                   challenge_votes=1, challenge_entries=1, files=9, bytes_freed=world.alice_bytes,
-                                  posted_messages=[world.alice_post, world.alice_entry_post], anonymised=4)
+                                  posted_messages=[world.alice_post, world.alice_entry_post], anonymised=5)
     assert report.summary() == (
         "Removed 4 jobs, 2 submissions, 2 reviews of your work, 2 moderation records, 2 server memberships, "
-        "1 challenge vote, 1 challenge entry and 9 files (5.5 kB of images); your name was taken off 4 records "
+        "1 challenge vote, 1 challenge entry and 9 files (5.5 kB of images); your name was taken off 5 records "
         "other people keep."
     )
 

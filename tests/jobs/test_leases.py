@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
 
+from bot.art.models import ModelChoice
 from bot.jobs.events import DatabaseViews
 from bot.jobs.files import DatabaseFiles, materialize
 from bot.jobs.repository import MAX_ATTEMPTS, IllegalTransition, JobRepository
 from bot.jobs.spec import JobSpec
-from bot.jobs.worker import JobOutput, ProgressEvent
+from bot.jobs.worker import GpuWorker, JobOutput, ProgressEvent
 from models import Job, JobEvent, JobInput, JobStatus
 from models import JobOutput as StoredOutput
 from tests.jobs.test_repository import new_job
@@ -163,3 +164,15 @@ async def test_events_keep_their_order_and_progress_is_coalesced(sessions):
         events = list(await session.scalars(select(JobEvent).order_by(JobEvent.id)))
     assert [(event.kind, event.step) for event in events] == [("started", 0), ("progress", 3), ("done", 0)]
     assert events[1].preview_png.startswith(b"\x89PNG") and events[1].metrics == {"loss": pytest.approx(1 / 3)}
+
+
+async def test_a_worker_without_the_bots_disk_leaves_model_jobs_to_the_bots_own(sessions, tmp_path: Path):
+    repository = JobRepository(sessions)
+    training = await repository.add(new_job(technique="train"))
+    pattern = await repository.add(new_job(user_id=2))
+    remote = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=1)
+    own = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=1,
+                    workspace=tmp_path / "gan")
+    assert (await repository.claim_next("remote", LEASE, skip_techniques=remote.cannot_run())).id == pattern.id
+    assert await repository.claim_next("remote", LEASE, skip_techniques=remote.cannot_run()) is None
+    assert (await repository.claim_next("own", LEASE, skip_techniques=own.cannot_run())).id == training.id
