@@ -34,7 +34,7 @@ FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_ATTEMPTS = 2  # a job that was running during two crashes fails instead of crashing the bot again
 
 # Rough seconds per step before any job of a technique has finished here.
-DEFAULT_SECONDS_PER_STEP = {"imagine": 0.2, "style": 0.1, "dream": 0.1, "nca": 0.05, "cppn": 0.01}
+DEFAULT_SECONDS_PER_STEP = {"imagine": 0.2, "compare": 0.6, "style": 0.1, "dream": 0.1, "nca": 0.05, "cppn": 0.01}
 
 
 class IllegalTransition(RuntimeError):
