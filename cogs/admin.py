@@ -19,6 +19,7 @@ from bot.jobs.workers import WorkerSummary
 from bot.retention import DataSize, data_size, human_size
 from bot.timestamps import discord_timestamp
 from bot.ui.checks import host_only, is_host
+from bot.ui.embeds import running_jobs_text
 from bot.ui.fit import FIELD_VALUE, fit
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Admin(commands.Cog):
         )
         embed.add_field(name="Version", value=__version__)
         embed.add_field(name="Uptime", value=format_uptime(self.bot.uptime_seconds))
-        embed.add_field(name="Running", value=f"job #{running.id} ({running.technique})" if running else "nothing")
+        embed.add_field(name="Running", value=fit(running_jobs_text(running), FIELD_VALUE) if running else "nothing")
         embed.add_field(name="Queue", value=f"{queued} job{'s' if queued != 1 else ''} waiting")
         workers = await self.bot.jobs.workers()
         embed.add_field(name=f"Workers ({len(workers)})", inline=False, value=fit(

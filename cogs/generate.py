@@ -19,7 +19,7 @@ from bot.jobs.recipes import recipe_text
 from bot.jobs.service import JobStatus
 from bot.ui.attachments import read_attachment, read_recipe_attachment
 from bot.ui.checks import host_guild
-from bot.ui.embeds import place_text, result_embed
+from bot.ui.embeds import place_text, result_embed, running_jobs_text
 from bot.ui.fit import fit
 from bot.ui.views import answer_with_receipt, recipe_view, request_from, result_view
 
@@ -152,7 +152,7 @@ class Generate(commands.Cog):
         view = await self.bot.jobs.queue_view(interaction.user.id, interaction.guild_id)
         lines = [f"{view.queue_length} job{'s' if view.queue_length != 1 else ''} waiting in the queue."]
         if view.running:
-            lines.append(f"Running now: job #{view.running.id} ({view.running.technique}).")
+            lines.append(f"Running now: {running_jobs_text(view.running)}.")
         for job, place in view.mine:
             where = "running now" if job.status == JobStatus.RUNNING else place_text(place)
             lines.append(f"• #{job.id} {job.technique}: {job.title} · {where}")

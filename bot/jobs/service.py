@@ -89,7 +89,7 @@ class Receipt:
 class QueueView:
     mine: list[tuple[Job, Place]]
     queue_length: int
-    running: Job | None
+    running: list[Job]  # the ones this person may see
 
 
 class JobService:
@@ -293,7 +293,7 @@ class JobService:
         places = await self.queue_places()
         mine = [(job, places.get(job.id) or Place(None, paused=job.status == JobStatus.QUEUED))
                 for job in await self.repository.active_for_user(user_id)]
-        return QueueView(mine=mine, queue_length=len(places), running=await self._running_if_visible(user_id, guild_id))
+        return QueueView(mine=mine, queue_length=len(places), running=await self._running_visible(user_id, guild_id))
 
     async def visible_job(self, job_id: int, user_id: int, guild_id: int | None) -> Job:
         """A job that may be shown to this person here; a job they may not see reads as missing."""
@@ -314,14 +314,14 @@ class JobService:
                 raise UserFacingError(f"Job #{job.id}'s prompt is not allowed on this server, so it is not shown here.")
         return job
 
-    async def queue_status(self, user_id: int, guild_id: int | None) -> tuple[int, Job | None]:
-        """(jobs waiting, the running job if this person may see it) for /about."""
+    async def queue_status(self, user_id: int, guild_id: int | None) -> tuple[int, list[Job]]:
+        """(jobs waiting, the running jobs this person may see) for /about."""
         return (await self.repository.count_with_status(JobStatus.QUEUED),
-                await self._running_if_visible(user_id, guild_id))
+                await self._running_visible(user_id, guild_id))
 
-    async def _running_if_visible(self, user_id: int, guild_id: int | None) -> Job | None:
-        """The oldest running job this person may see."""
-        return next((job for job in await self.repository.running() if may_see(job, user_id, guild_id)), None)
+    async def _running_visible(self, user_id: int, guild_id: int | None) -> list[Job]:
+        """The running jobs this person may see, oldest first (a batch runs several at once)."""
+        return [job for job in await self.repository.running() if may_see(job, user_id, guild_id)]
 
     async def workers(self) -> list[WorkerSummary]:
         """The workers heard from within a few lease renewals: the ones running now."""

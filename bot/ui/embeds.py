@@ -106,3 +106,9 @@ def parameters_text(job: Job) -> str:
     text = (f"**Job #{job.id}** · {spec.describe()}\n"
             f"Make the same image again (same seed, weights and device):\n```\n{command}\n```")
     return fit(text)
+
+
+def running_jobs_text(jobs: list[Job]) -> str:
+    """`job #3 (imagine)`, or `jobs #3 (imagine), #5 (compare)` when a batch runs several."""
+    listed = ", ".join(f"#{job.id} ({job.technique})" for job in jobs)
+    return f"job{'s' if len(jobs) > 1 else ''} {listed}"
