@@ -17,7 +17,7 @@ from bot.jobs.service import JobRequest, JobService
 from bot.jobs.uploads import UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
-from models import Challenge, GanModel, Job
+from models import Challenge, ChallengeEntry, GanModel, Job
 from models.base import utcnow
 from tests.postgres import both_engines
 
@@ -79,7 +79,7 @@ async def stored(sessions) -> tuple[int, int]:
 
 async def test_a_good_request_stores_the_data_set_and_queues_the_training(generators, sessions):
     model, receipt = await generators.train(request(
-        source=DataSource(zip_data=zipped(pictures(4) | {"__MACOSX/._p0.png": b"x", ".DS_Store": b"x"}))))
+        source=DataSource(zip_data=zipped(pictures(4) | {"__MACOSX/set/p0.png": b"x", "set/.DS_Store": b"x"}))))
     assert (model.images, model.image_size, model.steps, model.source) == (4, 32, 10, "an uploaded zip")
     assert receipt.job.technique == "train" and receipt.job.spec["config"]["model_id"] == model.id
     assert not receipt.job.host_lane  # its chunks take turns with everyone's jobs
@@ -95,7 +95,7 @@ async def test_a_good_request_stores_the_data_set_and_queues_the_training(genera
     ({"image_size": 48}, "trains at 32, 64 pixels"),
     ({"steps": 101}, "1 to 100 steps"),
     ({"source": DataSource(zip_data=zipped(pictures(3)))}, "at least 4"),
-    ({"source": DataSource(zip_data=zipped(pictures(7)))}, "at most 6"),
+    ({"source": DataSource(zip_data=zipped(pictures(7)))}, "The zip holds 7 files; this bot trains on at most 6"),
     ({"source": DataSource(zip_data=b"not a zip")}, "not a zip file"),
     ({"source": DataSource(zip_data=zipped(pictures(4) | {"set/read me.txt": b"hi"}))}, "`read me.txt` in the zip"),
     ({"source": DataSource(zip_data=zipped(pictures(4) | {"big.png": png(size=(400, 400)) + b"\0" * 60_000}))},
@@ -152,3 +152,20 @@ async def test_a_models_jobs_cannot_be_asked_for_by_name_or_recipe(generators):
         with pytest.raises(UserFacingError, match="Unknown technique"):
             await generators.jobs.submit(JobRequest(technique=technique, user_id=2, channel_id=20, guild_id=GUILD,
                                                     text="--model-id 1"))
+
+
+async def test_a_challenge_with_more_entries_than_the_limit_is_refused(generators, sessions, tmp_path):
+    async with sessions.begin() as session:
+        challenge = Challenge(guild_id=GUILD, title="t", theme="t", submissions_close_at=utcnow(),
+                              voting_close_at=utcnow(), created_by=HOST, channel_id=30)
+        session.add(challenge)
+    entries = []
+    for slot in range(7):
+        path = tmp_path / f"entry-{slot}.png"
+        path.write_bytes(png((slot * 30, 80, 80)))
+        entries.append(ChallengeEntry(challenge_id=challenge.id, user_id=100 + slot, slot=1, image_path=str(path)))
+    async with sessions.begin() as session:
+        session.add_all(entries)
+    with pytest.raises(UserFacingError, match="That gives 7 images; this bot trains on at most 6"):
+        await generators.train(request(source=DataSource(challenge_id=challenge.id)))
+    assert await stored(sessions) == (0, 0)
