@@ -66,7 +66,8 @@ class GuidedImage:
         self.parameterization = make_parameterization(
             config.param, config.size, device, self.generator, init=init, init_strength=init_strength
         )
-        self.optimizer = torch.optim.Adam(self.parameterization.parameters(), lr=config.lr)
+        # fused: one kernel for the whole update instead of a dozen passes per parameter (CPU and GPU alike)
+        self.optimizer = torch.optim.Adam(self.parameterization.parameters(), lr=config.lr, fused=True)
         self.losses: list[torch.Tensor] = []  # 0-d device tensors, one per step, read back once at the end
 
     @property
@@ -87,8 +88,7 @@ class GuidedImage:
 
     def cutouts(self, image: torch.Tensor, clip: ClipModel) -> torch.Tensor:
         """This step's random cutouts of `image`, normalised for CLIP: [cutn, 3, C, C]."""
-        cutouts = make_cutouts(image, self.config.cutn, clip.image_size, self.generator)
-        return (cutouts - clip.mean) / clip.std
+        return make_cutouts(image, self.config.cutn, clip.image_size, self.generator, mean=clip.mean, std=clip.std)
 
     def loss(self, image: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Distance of the cutouts' unit embeddings [cutn, D] to the goal, plus smoothness: 0-d."""
