@@ -269,24 +269,17 @@ class GeneratorService:
             raise UserFacingError(f"`{model.name}` has not finished its first chunk of training yet; try again soon.")
         return await self.jobs.submit_prepared(request, spec_for(model), title=f"{request.technique} {model.name}")
 
-    async def posted_step(self, job_id: int) -> int:
-        """The step of the last sample grid posted in the training's thread (0: none yet)."""
-        async with self.sessions() as session:
-            return await session.scalar(select(GanModel.posted_step).where(GanModel.job_id == job_id)) or 0
-
-    async def record_training(self, job: Job, *, posted_step: int | None = None) -> None:
+    async def record_training(self, job: Job) -> None:
         """Keeps the model's row in step with its training job (called as the job's views change)."""
         status = STATUS_OF_JOB.get(job.status, GanStatus.TRAINING)
         async with self.sessions() as session:
             model = await session.scalar(select(GanModel).where(GanModel.job_id == job.id))
         if model is None:
             return
-        changes = {"status": status, "steps_done": max(job.progress_step, model.steps_done),
-                   "bytes_used": await asyncio.to_thread(folder_bytes, self.folder(model.id))}
-        if posted_step is not None:
-            changes["posted_step"] = posted_step
+        used = await asyncio.to_thread(folder_bytes, self.folder(model.id))
         async with self.sessions.begin() as session:
-            await session.execute(update(GanModel).where(GanModel.id == model.id).values(**changes))
+            await session.execute(update(GanModel).where(GanModel.id == model.id).values(
+                status=status, steps_done=max(job.progress_step, model.steps_done), bytes_used=used))
 
 
 def live_state(model: GanModel, job: Job | None) -> tuple[GanStatus, int]:

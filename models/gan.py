@@ -40,5 +40,4 @@ class GanModel(Base):
         default=GanStatus.TRAINING,
     )
     bytes_used: Mapped[int] = mapped_column(BigInteger, default=0)  # its folder on disk
-    posted_step: Mapped[int] = mapped_column(Integer, default=0)  # the step of the last grid posted in its thread
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,7 +17,7 @@ from bot.jobs.service import JobRequest, JobService
 from bot.jobs.uploads import UploadStore
 from bot.moderation import ModerationService
 from bot.settings import Settings
-from models import Challenge, ChallengeEntry, GanModel, Job
+from models import Challenge, ChallengeEntry, GanModel, Job, JobStatus
 from models.base import utcnow
 from tests.postgres import both_engines
 
@@ -169,3 +169,21 @@ async def test_a_challenge_with_more_entries_than_the_limit_is_refused(generator
     with pytest.raises(UserFacingError, match="That gives 7 images; this bot trains on at most 6"):
         await generators.train(request(source=DataSource(challenge_id=challenge.id)))
     assert await stored(sessions) == (0, 0)
+
+
+async def test_a_model_is_sampled_only_once_it_has_trained_a_chunk(generators):
+    await generators.train(request("sea"))
+    ask = JobRequest(technique="sample", user_id=2, channel_id=20, guild_id=GUILD)
+    with pytest.raises(UserFacingError, match="has not finished its first chunk"):
+        await generators.use(ask, "sea", lambda found: pytest.fail("no job may be made"))
+    with pytest.raises(UserFacingError, match="Models belong to servers"):
+        await generators.use(JobRequest(technique="sample", user_id=2, channel_id=20, guild_id=None), "sea",
+                             lambda found: pytest.fail("no job may be made"))
+
+
+async def test_removing_a_model_cancels_its_training_and_deletes_its_files(generators, sessions):
+    model, receipt = await generators.train(request("sea"))
+    await generators.remove(GUILD, "sea", HOST)
+    assert (await generators.jobs.repository.get(receipt.job.id)).status == JobStatus.CANCELLED
+    assert not generators.folder(model.id).exists()
+    assert await generators.models(GUILD) == []

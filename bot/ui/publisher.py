@@ -481,8 +481,12 @@ class DiscordPublisher:
         self.queued_statuses.changed()
 
     async def job_chunk_done(self, job: Job, output: JobOutput) -> None:
-        """A chunk of training ended: its sample grid and loss chart in the thread, once per step reached;
-        the status message says the job waits for its next turn."""
+        """A chunk of training ended: its sample grid and loss chart in the thread; the status message says
+        the job waits for its next turn.
+
+        The runner calls this once per chunk, after the job is back in the queue; a chunk cut short (a
+        restart) reports nothing and is trained again from the last checkpoint, so no grid comes twice.
+        """
         await self._stop_live(job.id, finish_keyframes=False)
         with contextlib.suppress(discord.HTTPException):
             await self.open_views(job)
@@ -494,14 +498,12 @@ class DiscordPublisher:
                         "so other people's jobs run in between.")
                 await self._edit_status(job, embed=status_embed(job, text=text), attachments=[],
                                         view=status_view(job.id))
-            generators = self.bot.generators
-            if await generators.posted_step(job.id) < step:
-                files = [discord.File(output.image_path, filename=f"easel-{job.id}-step-{step}.png"),
-                         discord.File(output.chart_path, filename=f"easel-{job.id}-step-{step}-loss.png")]
-                await self._channel(job.thread_id or job.channel_id).send(
-                    f"Step {step}/{job.total_steps}: the same latents as every grid before.",
-                    files=files, allowed_mentions=NO_PINGS)
-                await generators.record_training(job, posted_step=step)
+            files = [discord.File(output.image_path, filename=f"easel-{job.id}-step-{step}.png"),
+                     discord.File(output.chart_path, filename=f"easel-{job.id}-step-{step}-loss.png")]
+            await self._channel(job.thread_id or job.channel_id).send(
+                f"Step {step}/{job.total_steps}: the same latents as every grid before.",
+                files=files, allowed_mentions=NO_PINGS)
+        await self.bot.generators.record_training(job)
         self.queued_statuses.changed()
 
     async def deliver_missed(self, jobs: list[Job]) -> None:

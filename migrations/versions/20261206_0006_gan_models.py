@@ -32,7 +32,6 @@ def upgrade() -> None:
     sa.Column('steps_done', sa.Integer(), nullable=False),
     sa.Column('status', sa.Enum('training', 'ready', 'stopped', 'failed', name='ganstatus', native_enum=False, length=16), nullable=False),
     sa.Column('bytes_used', sa.BigInteger(), nullable=False),
-    sa.Column('posted_step', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_gan_models_job_id_jobs'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_gan_models')),
