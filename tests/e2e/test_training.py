@@ -96,6 +96,7 @@ async def test_a_host_trains_on_a_challenges_entries_and_members_sample_and_walk
     done = await wait_for_status(fake, bot, train_job, JobStatus.DONE, within=120)
     cppn_job = await wait_for_status(fake, bot, job_id_of(other), JobStatus.DONE)
     assert cppn_job.started_at < done.started_at  # it ran before the last chunk (a claim sets started_at)
+    assert done.attempts == 1  # each chunk is a fresh start: a crash in the tenth chunk is its first, not its tenth
     await fake.wait_until(lambda: result_post(fake, done.thread_id) is not None, timeout=30)
     assert grid_posts(fake, done.thread_id) == [2, 4]  # one grid per chunk; the last one is the result
     grids = [m for m in fake.messages(done.thread_id) if m.content.startswith("Step ")]
