@@ -18,6 +18,7 @@ import time
 import torch
 
 from bench.bench_clip import peak_memory_mb
+from bench.figures import add_threads_option
 from bot.art.clip_guided import run_alone, step_together
 from bot.art.models import ModelChoice, ModelStore, choose_device
 from bot.art.technique import RunContext
@@ -65,8 +66,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--cutn", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each, alternated; the fastest counts")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (default 1: on a shared machine more threads make timings erratic)")
+    add_threads_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -24,6 +24,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from bench.figures import add_threads_option
 from bot.art.losses import total_variation, weighted_prompt_loss
 from bot.art.models import ClipModel, ModelChoice, ModelStore, choose_device
 from bot.art.parameterizations import make_parameterization
@@ -140,8 +141,7 @@ def main() -> None:
                         help="give the reference our ModelStore's CLIP (matmul patch embedding) too")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs of each, alternated; the fastest counts")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (default 1: on a shared machine more threads make timings erratic)")
+    add_threads_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

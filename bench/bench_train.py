@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from bench.figures import add_threads_option
 from bot.art.gan import GanConfig, GanTrainer
 from bot.art.models import choose_device
 
@@ -64,8 +65,7 @@ def main() -> None:
                         help=f"steps a chunk (default {GPU_CHUNK_STEPS}; {CPU_CHUNK_STEPS} on the CPU)")
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--images", type=int, default=256, help="training images (random pixels)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (default 1: on a shared machine more threads make timings erratic)")
+    add_threads_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 
 
@@ -15,3 +16,8 @@ def figure(name: str, value: object) -> None:
     if isinstance(value, float):
         value = f"{value:.2f}"
     print(f"{name}={value}", flush=True)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (default 1: on a shared machine more threads make timings erratic)")
