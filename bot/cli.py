@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from bot import __version__, db
+from bot import __version__
 from bot.course_cli import add_course_command
 from bot.log import setup_logging
 from bot.render_cli import add_render_command
-from bot.retention import data_size, human_size, prune
 from bot.settings import Settings
 from bot.train_cli import add_train_command
 from bot.weights_cli import add_weights_command
@@ -104,6 +103,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_db(args: argparse.Namespace) -> int:
+    from bot import db  # Alembic and SQLAlchemy: a third of a second that `render` and `train` need not wait
     settings = load_settings()
     if settings is None:
         return 2
@@ -151,6 +151,8 @@ def command_sync(args: argparse.Namespace) -> int:
 
 
 def command_data(args: argparse.Namespace) -> int:
+    from bot import db
+    from bot.retention import data_size, human_size, prune
     settings = load_settings()
     if settings is None:
         return 2

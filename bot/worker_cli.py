@@ -17,13 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bot import db
 from bot.settings import Settings
 
 log = logging.getLogger("bot.worker")
 
 
 async def run_worker(settings: Settings) -> int:
+    from bot import db  # Alembic and SQLAlchemy: only this command needs them
     from bot.jobs.events import DatabaseViews
     from bot.jobs.files import DatabaseFiles
     from bot.jobs.repository import JobRepository
