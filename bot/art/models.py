@@ -417,7 +417,7 @@ def _status(techniques: tuple[str, ...], setting: str, value: str, resolve) -> W
 def weights_status(choice: ModelChoice) -> list[WeightsStatus]:
     """For `weights list` and /about: which weights each technique needs and whether they are here."""
     return [
-        _status(("imagine",), "CLIP_PRETRAINED", choice.clip_pretrained,
+        _status(("imagine", "compare"), "CLIP_PRETRAINED", choice.clip_pretrained,
                 lambda: resolve_clip_weights(choice)),
         _status(("style", "dream"), "VGG_WEIGHTS", choice.vgg_weights,
                 lambda: resolve_vgg_weights(choice)),
@@ -426,7 +426,8 @@ def weights_status(choice: ModelChoice) -> list[WeightsStatus]:
 
 def missing_weights(choice: ModelChoice, technique: str) -> str | None:
     """Why `technique` cannot run on this machine (its weights are missing, and how to get them), or None."""
-    resolve = {"imagine": resolve_clip_weights, "style": resolve_vgg_weights, "dream": resolve_vgg_weights}
+    resolve = {"imagine": resolve_clip_weights, "compare": resolve_clip_weights, "style": resolve_vgg_weights,
+               "dream": resolve_vgg_weights}
     if technique not in resolve:
         return None
     try:

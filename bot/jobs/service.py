@@ -115,8 +115,7 @@ class JobService:
 
     async def _submit(self, request: JobRequest) -> Receipt:
         """Checks everything first, stores the attached images last, then the job row."""
-        # /compare runs imagine jobs side by side, with imagine's weights.
-        missing = missing_weights(self.model_choice, "imagine" if request.technique == "compare" else request.technique)
+        missing = missing_weights(self.model_choice, request.technique)
         if missing is not None:
             raise UserFacingError(f"/{request.technique} cannot run on this bot yet. For a host: {missing}")
 

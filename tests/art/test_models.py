@@ -77,7 +77,7 @@ def test_weights_status_reports_present_and_missing(tmp_path):
     choice = ModelChoice(clip_model="ViT-B-32", clip_pretrained="laion2b_s34b_b79k",
                          vgg_weights=str(weights_file), weights_dir=tmp_path)
     clip_status, vgg_status = weights_status(choice)
-    assert clip_status.techniques == ("imagine",) and not clip_status.present
+    assert clip_status.techniques == ("imagine", "compare") and not clip_status.present
     assert vgg_status.techniques == ("style", "dream") and vgg_status.present
     assert vgg_status.path == weights_file and vgg_status.size_bytes == weights_file.stat().st_size
     random_status = weights_status(ModelChoice())
