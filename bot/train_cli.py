@@ -98,6 +98,6 @@ def run_train(args: argparse.Namespace) -> int:
     sample_grid(trainer).save(args.out / "samples.png")
     loss_chart(trainer).save(args.out / "losses.png")
     with torch.no_grad():
-        save_animation(latent_walk(trainer.generator, args.seed, WALK_FRAMES), args.out / "walk.gif")
+        save_animation(latent_walk(trainer.generator, args.seed, WALK_FRAMES), args.out / "walk.gif", hold_last=False)
     print(f"Done: {args.out / 'samples.png'}, {args.out / 'losses.png'}, {args.out / 'walk.gif'}")
     return 0

@@ -195,9 +195,9 @@ def _same_size(frames: Sequence[Image.Image]) -> list[Image.Image]:
     return [f.convert("RGB") if f.size == size else f.convert("RGB").resize(size) for f in frames]
 
 
-def _animation_bytes(frames: Sequence[Image.Image], format: str, quality: int = 80) -> bytes:
+def _animation_bytes(frames: Sequence[Image.Image], format: str, quality: int = 80, *, hold_last: bool = True) -> bytes:
     frames = _same_size(frames)
-    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS if hold_last else FRAME_MS]
     buffer = io.BytesIO()
     options: dict = {"save_all": True, "append_images": frames[1:], "duration": durations, "loop": 0}
     if format == "WEBP":
@@ -208,12 +208,13 @@ def _animation_bytes(frames: Sequence[Image.Image], format: str, quality: int = 
     return buffer.getvalue()
 
 
-def save_animation(frames: Sequence[Image.Image], path: str | Path) -> None:
-    """A looping GIF or animated WebP (chosen by the suffix), the last frame held longer."""
+def save_animation(frames: Sequence[Image.Image], path: str | Path, *, hold_last: bool = True) -> None:
+    """A looping GIF or animated WebP (chosen by the suffix), the last frame held longer unless `hold_last`
+    is False: a latent walk's last frame leads back to its first, and a pause there would show the seam."""
     if not frames:
         raise ValueError("an animation needs at least one frame")
     format = "WEBP" if Path(path).suffix.lower() == ".webp" else "GIF"
-    Path(path).write_bytes(_animation_bytes(frames, format))
+    Path(path).write_bytes(_animation_bytes(frames, format, hold_last=hold_last))
 
 
 def _shrunk(image: Image.Image) -> Image.Image:
@@ -261,20 +262,21 @@ def encode_for_upload(
         image = _shrunk(image)
 
 
-def encode_animation_for_upload(frames: Sequence[Image.Image], limit_bytes: int) -> tuple[bytes, str]:
+def encode_animation_for_upload(frames: Sequence[Image.Image], limit_bytes: int, *,
+                                hold_last: bool = True) -> tuple[bytes, str]:
     """An animation as GIF if it fits, else animated WebP; then fewer and smaller frames until it fits."""
     frames = _same_size(frames)
-    data = _animation_bytes(frames, "GIF")
+    data = _animation_bytes(frames, "GIF", hold_last=hold_last)
     if len(data) <= limit_bytes:
         return data, "gif"
     while True:
         if features.check("webp"):
             for quality in (80, 60, 40):
-                data = _animation_bytes(frames, "WEBP", quality)
+                data = _animation_bytes(frames, "WEBP", quality, hold_last=hold_last)
                 if len(data) <= limit_bytes:
                     return data, "webp"
         else:
-            data = _animation_bytes(frames, "GIF")
+            data = _animation_bytes(frames, "GIF", hold_last=hold_last)
             if len(data) <= limit_bytes:
                 return data, "gif"
         if min(frames[0].size) <= 16:

@@ -45,6 +45,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # e.g. "CLIP weights are random"
     continues: bool = False  # one chunk of a longer job is done: it goes back to the queue for the next
     chart: Image.Image | None = None  # a chart of its own, instead of the curve of `losses`
+    loops: bool = False  # the frames are a seamless loop (a latent walk): no pause on the last one
 
 
 class Technique(Protocol):

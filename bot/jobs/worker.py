@@ -295,6 +295,6 @@ class GpuWorker:
         )
         metadata = spec.png_metadata(device=str(self.device), job_id=job_id, image_size=result.image.size)
         save_png(result.image, output.image_path, metadata)
-        save_animation(result.frames or [result.image], output.animation_path)
+        save_animation(result.frames or [result.image], output.animation_path, hold_last=not result.loops)
         (result.chart or loss_chart(result.losses)).save(output.chart_path)
         return output

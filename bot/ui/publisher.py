@@ -429,7 +429,8 @@ class DiscordPublisher:
         image_name = f"{stem}.{extension}"
         files = [discord.File(io.BytesIO(data), filename=image_name)]
         if job.animation_path and Path(job.animation_path).exists():
-            data, extension = encode_animation_for_upload(read_frames(job.animation_path), budget)
+            frames, hold_last = read_frames(job.animation_path)
+            data, extension = encode_animation_for_upload(frames, budget, hold_last=hold_last)
             files.append(discord.File(io.BytesIO(data), filename=f"{stem}-steps.{extension}"))
         if chart_bytes:
             files.append(discord.File(io.BytesIO(chart_bytes), filename=f"{stem}-loss.png"))
@@ -518,10 +519,12 @@ class DiscordPublisher:
                 log.exception("job %s: could not post its outcome after the restart", job.id)
 
 
-def read_frames(path: str) -> list[Image.Image]:
-    frames = []
+def read_frames(path: str) -> tuple[list[Image.Image], bool]:
+    """A stored animation's frames, and whether its last frame is held longer than the others."""
+    frames, durations = [], []
     with Image.open(path) as animation:
         for index in range(getattr(animation, "n_frames", 1)):
             animation.seek(index)
             frames.append(animation.convert("RGB"))
-    return frames
+            durations.append(animation.info.get("duration", 0))
+    return frames, durations[-1] > durations[0]

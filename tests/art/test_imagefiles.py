@@ -96,6 +96,19 @@ def test_save_animation_loops_and_holds_the_last_frame(tmp_path, suffix):
             assert animation.info["duration"] > 100
 
 
+def test_a_seamless_loop_keeps_every_frame_as_long(tmp_path):
+    frames = [Image.new("RGB", (16, 16), (i * 60, 0, 0)) for i in range(4)]
+    save_animation(frames, tmp_path / "walk.gif", hold_last=False)
+    data, _ = encode_animation_for_upload(frames, 100_000, hold_last=False)
+    for source in (tmp_path / "walk.gif", io.BytesIO(data)):
+        with Image.open(source) as animation:
+            durations = []
+            for index in range(animation.n_frames):
+                animation.seek(index)
+                durations.append(animation.info["duration"])
+        assert len(set(durations)) == 1
+
+
 def test_upload_encoding_fits_the_limit():
     small = Image.new("RGB", (32, 32), (10, 20, 30))
     data, extension = encode_for_upload(small, 10_000)

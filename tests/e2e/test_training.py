@@ -124,6 +124,11 @@ async def test_a_host_trains_on_a_challenges_entries_and_members_sample_and_walk
     await fake.wait_until(lambda: result_post(fake, walk_job.thread_id) is not None, timeout=30)
     animation = Image.open(io.BytesIO(result_post(fake, walk_job.thread_id).attachments[1].data))
     assert animation.n_frames == 8
+    durations = []
+    for index in range(animation.n_frames):
+        animation.seek(index)
+        durations.append(animation.info["duration"])
+    assert len(set(durations)) == 1  # a seamless loop: no pause on its last frame
 
 
 async def test_training_pauses_with_the_queue_resumes_after_a_restart_and_posts_no_grid_twice(fake: FakeDiscord,

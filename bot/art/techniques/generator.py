@@ -165,7 +165,7 @@ class WalkTechnique:
         generator = load_generator(ctx.workspace, config.model_id, ctx.device)
         frames = latent_walk(generator, seed, config.frames, config.points)
         return RunResult(image=still_of(frames), frames=frames, losses=[], seconds=time.perf_counter() - started,
-                         steps_done=0)
+                         steps_done=0, loops=True)
 
 
 def still_of(frames: list[Image.Image], count: int = 4) -> Image.Image:
