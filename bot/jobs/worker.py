@@ -201,12 +201,16 @@ class GpuWorker:
                 continue
             try:
                 needs = technique.estimated_bytes(arrival.spec.config, arrival.context)
-                if batch and not self._fits(needs, batch):
-                    break
+            except Exception as error:  # its model cannot load, say
                 waiting.popleft()
+                arrival.settle(self._explained(error))
+                continue
+            if batch and not self._fits(needs, batch):
+                break
+            waiting.popleft()
+            try:
                 job = technique.start(arrival.spec.config, arrival.spec.seed, arrival.context)
-            except Exception as error:
-                waiting.popleft()
+            except Exception as error:  # an input image it cannot read, say
                 arrival.settle(self._explained(error))
                 continue
             batch.append(BatchMember(arrival, job, needs))

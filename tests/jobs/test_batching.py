@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from bot.art.clip_guided import estimated_bytes
+from bot.art.imagefiles import ImageRejected
 from bot.art.models import ModelChoice
 from bot.art.techniques.cppn import TECHNIQUE as CPPN
 from bot.art.techniques.imagine import ImagineConfig, guide_config
@@ -182,3 +183,17 @@ def test_a_batch_on_a_gpu_is_sized_by_the_free_memory():
     worker = GpuWorker(ModelChoice(**TINY_CLIP), "cuda", Path("unused"), progress_every=1)
     assert worker.batch_jobs == 8 and worker.memory_budget is None
     assert worker._fits(2**20, []) and not worker._fits(10 * 2**40, [])
+
+
+async def test_a_job_that_cannot_start_fails_alone_and_the_one_behind_it_runs(tmp_path):
+    worker = make_worker(tmp_path, batch_jobs=2)
+    missing = imagine(seed=1, steps=2, init_image=str(tmp_path / "gone.png"))
+    try:
+        failing = asyncio.create_task(worker.run(1, missing, lambda event: None, threading.Event()))
+        behind = asyncio.create_task(worker.run(2, imagine(seed=2, steps=2), lambda event: None, threading.Event()))
+        with pytest.raises(ImageRejected):
+            await asyncio.wait_for(failing, 60)
+        output = await asyncio.wait_for(behind, 60)
+    finally:
+        await asyncio.to_thread(worker.shutdown)
+    assert output.result.steps_done == 2
