@@ -205,6 +205,21 @@ async def test_racing_creations_respect_the_active_limit(make_service, sessions)
     assert await count(sessions, Challenge) == 1
 
 
+async def test_creators_of_one_server_take_turns_before_they_count(make_service, monkeypatch):
+    """The count only holds if creators count one at a time (tests/test_take_turns.py shows the lock itself)."""
+    service = make_service(max_active_challenges=1)
+    names = []
+    real_take_turns = challenge_service.take_turns
+
+    async def recording(session, name):
+        names.append(name)
+        await real_take_turns(session, name)
+
+    monkeypatch.setattr(challenge_service, "take_turns", recording)
+    challenge = await new_challenge(service)
+    assert names == [f"challenge-create:{challenge.guild_id}"]
+
+
 # --- enter --------------------------------------------------------------------------------------------------
 
 
