@@ -16,13 +16,16 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import torch
 from PIL import Image
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.art.gan import square_rgb
+from bot.art.gan import dataset_pixels, square_rgb
 from bot.art.imagefiles import ImageRejected, load_image_bytes, load_image_file
+from bot.art.models import choose_device
+from bot.art.techniques.generator import DATASET_FILE, TrainConfig
 from bot.errors import UserFacingError
 from bot.jobs.service import JobRequest, JobService, Receipt
 from bot.jobs.spec import JobSpec
@@ -211,12 +214,7 @@ class GeneratorService:
         return model
 
     def _store_dataset(self, model_id: int, images: list[Image.Image], image_size: int) -> None:
-        import torch  # the bot's own process has it; kept out of import time for the CLI's --help
-
-        from bot.art.gan import load_dataset
-        from bot.art.techniques.generator import DATASET_FILE
-
-        pixels = load_dataset(images, image_size, "cpu").add(1).mul(127.5).round().to(torch.uint8)  # [N, 3, S, S]
+        pixels = dataset_pixels(images, image_size)  # uint8 [N, 3, S, S]; the images are squares of that size already
         folder = self.folder(model_id)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(pixels, folder / DATASET_FILE)
@@ -264,8 +262,9 @@ class GeneratorService:
         if request.guild_id is None:
             raise UserFacingError("Models belong to servers: use this in the server that trained it.")
         model = await self.find(request.guild_id, name)
-        info = next(info for info in await self.models(request.guild_id) if info.model.id == model.id)
-        if info.steps_done == 0:
+        job = await self.jobs.repository.get(model.job_id) if model.job_id is not None else None
+        _, steps_done = live_state(model, job)
+        if steps_done == 0:
             raise UserFacingError(f"`{model.name}` has not finished its first chunk of training yet; try again soon.")
         return await self.jobs.submit_prepared(request, spec_for(model), title=f"{request.technique} {model.name}")
 
@@ -291,14 +290,10 @@ def live_state(model: GanModel, job: Job | None) -> tuple[GanStatus, int]:
 
 def default_train_size(settings: Settings) -> int:
     """128 px where the bot's worker has a GPU, 64 on the CPU."""
-    from bot.art.models import choose_device  # imports torch
-
     return 128 if choose_device(settings.device).type == "cuda" else 64
 
 
-def train_config(model: GanModel, settings: Settings):
-    from bot.art.techniques.generator import TrainConfig  # imports torch
-
+def train_config(model: GanModel, settings: Settings) -> TrainConfig:
     return TrainConfig(model_id=model.id, steps=model.steps, image_size=model.image_size, mirror=model.mirror,
                        chunk_steps=settings.train_chunk_steps, width=settings.gan_width)
 

@@ -5,6 +5,7 @@ Thin: defer, read the zip if one is attached, hand the request to the generator 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,7 @@ from bot.jobs.spec import JobSpec
 from bot.ui.attachments import read_zip_attachment
 from bot.ui.checks import host_guild, host_only
 from bot.ui.fit import fit
-from bot.ui.views import answer_with_receipt, request_from
+from bot.ui.views import answer_with_receipt, job_channel_id, request_from
 
 if TYPE_CHECKING:
     from bot.client import Easel
@@ -57,14 +58,14 @@ class Generators(commands.Cog):
         zip_data = await read_zip_attachment(images, settings.max_train_zip_bytes) if images is not None else None
         request = TrainRequest(
             guild_id=interaction.guild_id, host_id=interaction.user.id,
-            channel_id=(await request_from(interaction, "train")).channel_id, name=name,
+            channel_id=job_channel_id(interaction), name=name,
             source=DataSource(challenge_id=challenge, exercise_id=exercise, zip_data=zip_data),
             image_size=size, mirror=mirror, steps=steps,
         )
         model, receipt = await self.bot.generators.train(request)
         notes = [f"`{model.name}` trains on {model.images} images ({model.source}), {model.steps} steps in turns of "
                  f"{settings.train_chunk_steps}. Its thread shows a grid of samples after each turn."]
-        await answer_with_receipt(interaction, type(receipt)(job=receipt.job, place=receipt.place, notes=notes))
+        await answer_with_receipt(interaction, dataclasses.replace(receipt, notes=notes))
 
     @app_commands.command(name="models", description="This server's generators, how far each has trained")
     @app_commands.guild_only()

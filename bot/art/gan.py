@@ -329,9 +329,8 @@ def square_rgb(image: Image.Image, side: int) -> Image.Image:
                                        box=(left, top, left + crop, top + crop), reducing_gap=3.0)
 
 
-def load_dataset(paths_or_images: Sequence[str | Path | Image.Image], image_size: int,
-                 device: torch.device | str) -> torch.Tensor:
-    """Training images as one tensor [N, 3, S, S] in -1..1 on `device`.
+def dataset_pixels(paths_or_images: Sequence[str | Path | Image.Image], image_size: int) -> torch.Tensor:
+    """Training images as one uint8 tensor [N, 3, S, S] on the CPU: how a data set is stored.
 
     Each is centre-cropped to a square, resized and made RGB (see `square_rgb`). The caller has
     validated the images; one that cannot be read raises (`ImageRejected`), none is skipped.
@@ -343,8 +342,19 @@ def load_dataset(paths_or_images: Sequence[str | Path | Image.Image], image_size
     for item in items:
         image = item if isinstance(item, Image.Image) else load_image_file(item)
         arrays.append(np.asarray(square_rgb(image, image_size)))  # [S, S, 3] uint8
-    pixels = torch.from_numpy(np.stack(arrays)).to(device)  # [N, S, S, 3] uint8: a quarter of the bytes to move
-    return pixels.permute(0, 3, 1, 2).float().div(127.5).sub(1)  # [N, 3, S, S] in -1..1
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # [N, 3, S, S] uint8
+
+
+def training_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels [N, 3, S, S] as the networks see them: float in -1..1 (Tanh's range)."""
+    return pixels.float().div(127.5).sub(1)
+
+
+def load_dataset(paths_or_images: Sequence[str | Path | Image.Image], image_size: int,
+                 device: torch.device | str) -> torch.Tensor:
+    """Training images as one tensor [N, 3, S, S] in -1..1 on `device` (see `dataset_pixels`)."""
+    pixels = dataset_pixels(paths_or_images, image_size).to(device)  # uint8: a quarter of the bytes to move
+    return training_range(pixels)
 
 
 # Outputs

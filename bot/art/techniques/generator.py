@@ -29,6 +29,7 @@ from bot.art.gan import (
     loss_chart,
     random_latents,
     sample_grid,
+    training_range,
 )
 from bot.art.imagefiles import load_image_file
 from bot.art.technique import RunContext, RunResult, param, validate_fields
@@ -86,7 +87,7 @@ class TrainTechnique:
         else:
             trainer = GanTrainer(config.gan(), seed, ctx.device, samples=SAMPLES)
         pixels = torch.load(folder / DATASET_FILE, map_location=ctx.device, weights_only=True)  # uint8 [N, 3, S, S]
-        images = pixels.float().div(127.5).sub(1)  # [N, 3, S, S] in -1..1
+        images = training_range(pixels)  # [N, 3, S, S] in -1..1
 
         chunk_end = min(config.steps, trainer.step + config.chunk_steps)
         while trainer.step < chunk_end and not ctx.should_cancel():
