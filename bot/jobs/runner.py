@@ -218,7 +218,6 @@ class JobRunner:
         job, cancel = running.job, running.cancel
         if self._stopping or job.id in self._cancelled_by_people:
             cancel.set()  # asked to stop while it was being claimed: it ends before its first step
-        running.step = 0
         mine = Job.worker_id == self.worker_id  # every outcome is recorded only while the job is still ours
         self._updates.add(job.id, self.views.job_started(job))
 
