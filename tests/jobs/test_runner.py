@@ -63,6 +63,12 @@ class RecordingViews:
 DEFAULT_LEASE = Lease()
 
 
+def cpu_worker(tmp_path: Path, **options) -> GpuWorker:
+    """The worker on the CPU, with the tiny CLIP (random weights) for imagine jobs."""
+    choice = ModelChoice(weights_dir=tmp_path, clip_model="easel-tiny", clip_pretrained="none")
+    return GpuWorker(choice, "cpu", tmp_path / "results", progress_every=2, **options)
+
+
 def make_runner(repository: JobRepository, worker: GpuWorker, views: RecordingViews,
                 lease: Lease = DEFAULT_LEASE) -> JobRunner:
     """A runner as the bot makes its own: files on the local disk, a lease renewed as it runs."""
@@ -93,7 +99,7 @@ async def test_a_failing_job_is_explained_and_the_next_job_runs(sessions, tmp_pa
     cppn = CPPN.config_type(size=16, steps=4)
     working = await repository.add(stored_job(JobSpec("cppn", cppn, seed=2), user_id=2))
     views = RecordingViews()
-    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    worker = cpu_worker(tmp_path)
     runner = make_runner(repository, worker, views)
     runner.start()
     try:
@@ -124,7 +130,7 @@ def test_failures_are_explained_without_internals():
 
 async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kept(sessions, tmp_path):
     repository = JobRepository(sessions)
-    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    worker = cpu_worker(tmp_path)
     runner = make_runner(repository, worker, RecordingViews())
     assert runner.cancel(12345) is False  # nothing runs: no promise to stop it, nothing remembered
     assert not runner._cancelled_by_people
@@ -148,7 +154,7 @@ async def test_cancels_of_jobs_the_runner_is_not_running_are_refused_and_not_kep
 async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(sessions, tmp_path):
     """Its lease ran out (a long pause, say) and another worker took the job: this one must not finish it."""
     repository = JobRepository(sessions)
-    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    worker = cpu_worker(tmp_path)
     views = RecordingViews()
     runner = make_runner(repository, worker, views, Lease(seconds=0.4))
     job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
@@ -172,7 +178,7 @@ async def test_a_worker_that_lost_its_lease_stops_the_job_and_records_nothing(se
 
 async def test_a_cancel_asked_for_on_another_machine_reaches_the_runner(sessions, tmp_path):
     repository = JobRepository(sessions)
-    worker = GpuWorker(ModelChoice(weights_dir=tmp_path), "cpu", tmp_path / "results", progress_every=2)
+    worker = cpu_worker(tmp_path)
     views = RecordingViews()
     runner = make_runner(repository, worker, views, Lease(seconds=0.4))
     job = await repository.add(stored_job(JobSpec("cppn", CPPN.config_type(size=16, steps=10_000), seed=2)))
@@ -196,8 +202,7 @@ async def test_with_room_for_two_the_runner_runs_two_jobs_at_once_and_keeps_both
     first, second, third = [await repository.add(stored_job(JobSpec("imagine", config, seed=n), user_id=n))
                             for n, config in ((1, long), (2, long), (3, short))]
     views = RecordingViews()
-    worker = GpuWorker(ModelChoice(weights_dir=tmp_path, clip_model="easel-tiny", clip_pretrained="none"), "cpu",
-                       tmp_path / "results", progress_every=2, batch_jobs=2)
+    worker = cpu_worker(tmp_path, batch_jobs=2)
     runner = make_runner(repository, worker, views, Lease(seconds=0.4))
     runner.start()
     try:
